@@ -1,0 +1,141 @@
+#pragma once
+// Not API. The thin template shim between an Asio completion token and the
+// compiled mailbox: one node type per handler type, everything else in src/.
+
+#include <backplane/detail/state.hpp>
+
+#include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/execution.hpp>
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/query.hpp>
+#include <boost/asio/system_executor.hpp>
+
+#include <memory>
+#include <utility>
+
+namespace backplane::detail {
+
+/// Runs in the slot of a waiting handler. Invoking it after the wait has
+/// completed is harmless: `cancel` only acts on the waiter still parked.
+struct cancel_wait {
+  state_header* s;
+  waiter* w;
+  void operator()(boost::asio::cancellation_type type) const noexcept {
+    if (type != boost::asio::cancellation_type::none) cancel(s, w);
+  }
+};
+
+/// Completion policies: plain wake-up, or wake-up then pop one message.
+struct deliver_wake {
+  template <class Handler>
+  static void run(Handler& h, state_header*, boost::system::error_code ec) {
+    std::move(h)(ec);
+  }
+};
+struct deliver_message {
+  template <class Handler>
+  static void run(Handler& h, state_header* s, boost::system::error_code ec) {
+    if (!ec) {
+      if (auto m = try_receive(s)) {
+        std::move(h)(ec, std::move(*m));
+        return;
+      }
+      ec = boost::asio::error::operation_aborted;  // unreachable for a single owner
+    }
+    std::move(h)(ec, message{});
+  }
+};
+
+template <class Handler, class Deliver>
+class wait_node final : public waiter {
+  using executor_t = boost::asio::associated_executor_t<Handler, boost::asio::system_executor>;
+  using work_t = std::decay_t<decltype(boost::asio::prefer(
+      std::declval<executor_t const&>(), boost::asio::execution::outstanding_work.tracked))>;
+  using alloc_t = typename std::allocator_traits<
+      boost::asio::associated_allocator_t<Handler>>::template rebind_alloc<wait_node>;
+
+ public:
+  static wait_node* make(Handler&& h, state_ref s) {
+    alloc_t alloc(boost::asio::get_associated_allocator(h));
+    wait_node* n = std::allocator_traits<alloc_t>::allocate(alloc, 1);
+    return ::new (static_cast<void*>(n)) wait_node(std::move(h), std::move(s));
+  }
+
+  [[nodiscard]] boost::asio::execution_context& context() const noexcept {
+    return boost::asio::query(work_, boost::asio::execution::context);
+  }
+
+ private:
+  wait_node(Handler&& h, state_ref s)
+      : waiter{&do_complete, &do_destroy},
+        work_(boost::asio::prefer(boost::asio::get_associated_executor(h),
+                                  boost::asio::execution::outstanding_work.tracked)),
+        handler_(std::move(h)),
+        state_(std::move(s)) {}
+
+  static void free(wait_node* n) noexcept {
+    alloc_t alloc(boost::asio::get_associated_allocator(n->handler_));
+    n->~wait_node();
+    std::allocator_traits<alloc_t>::deallocate(alloc, n, 1);
+  }
+
+  static void do_destroy(waiter* base) noexcept { free(static_cast<wait_node*>(base)); }
+
+  static void do_complete(waiter* base, boost::system::error_code ec) noexcept {
+    auto* n = static_cast<wait_node*>(base);
+    auto alloc = boost::asio::get_associated_allocator(n->handler_);
+    work_t work(std::move(n->work_));
+    auto fn = [h = std::move(n->handler_), s = std::move(n->state_), ec]() mutable {
+      // The slot is cleared here, on the waiter's own executor, so that it
+      // never races a cancellation emitted there (Asio's rule for slots).
+      boost::asio::get_associated_cancellation_slot(h).clear();
+      Deliver::run(h, s.get(), ec);
+    };
+    free(n);
+    boost::asio::post(work, boost::asio::bind_allocator(alloc, std::move(fn)));
+  }
+
+  work_t work_;
+  Handler handler_;
+  state_ref state_;
+};
+
+template <class Handler, class Deliver>
+void start_wait(Handler&& h, state_header* s, wake_on on) {
+  add_ref(s);
+  auto slot = boost::asio::get_associated_cancellation_slot(h);
+  auto* n = wait_node<std::decay_t<Handler>, Deliver>::make(std::move(h), state_ref(s));
+  if (slot.is_connected()) slot.template emplace<cancel_wait>(cancel_wait{s, n});
+  arm(s, n, on, n->context());
+}
+
+struct initiate_wait {
+  template <class Handler>
+  void operator()(Handler&& h, state_header* s, wake_on on) const {
+    start_wait<Handler, deliver_wake>(std::forward<Handler>(h), s, on);
+  }
+};
+
+struct initiate_receive {
+  template <class Handler>
+  void operator()(Handler&& h, state_header* s) const {
+    start_wait<Handler, deliver_message>(std::forward<Handler>(h), s, wake_on::message);
+  }
+};
+
+/// Completes (void(error_code)) when `on` is satisfied; consumes nothing.
+template <class Token>
+auto async_wait(state_header* s, wake_on on, Token&& token) {
+  return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+      initiate_wait{}, token, s, on);
+}
+
+}  // namespace backplane::detail

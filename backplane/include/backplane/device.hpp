@@ -1,0 +1,100 @@
+#pragma once
+// device: a coroutine's presence on the backplane.
+
+#include <backplane/detail/state.hpp>
+#include <backplane/detail/wait_op.hpp>
+#include <backplane/device_id.hpp>
+#include <backplane/fault.hpp>
+#include <backplane/line.hpp>
+#include <backplane/link_mode.hpp>
+#include <backplane/message.hpp>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <optional>
+
+namespace backplane {
+
+/// The owner of a presence on the backplane: it has a mailbox, links to other
+/// devices, and disconnects exactly once, telling every device that monitors
+/// it. Disconnecting happens through `disconnect(fault?)` or, if the device is
+/// destroyed while still connected, with `fault::drop()`.
+///
+/// Move-only. A moved-from or disconnected device is empty: `valid()` is
+/// false and every other member throws std::logic_error.
+///
+/// Thread-safety: a device belongs to one coroutine (or thread) at a time and
+/// may move between threads; its members are not to be called concurrently.
+/// Hand out `line()`s for concurrent use.
+class device {
+ public:
+  /// A new, connected device with a fresh id and no links.
+  device();
+  device(device&& o) noexcept = default;
+  /// Disconnects the device being overwritten with `fault::drop()`.
+  device& operator=(device&& o) noexcept;
+  device(device const&) = delete;
+  device& operator=(device const&) = delete;
+  /// Disconnects with `fault::drop()` if still connected.
+  ~device();
+
+  [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(state_); }
+  [[nodiscard]] device_id id() const;
+  /// A line to this device, for sending and linking from elsewhere.
+  [[nodiscard]] backplane::line line() const;
+
+  /// Links this device to `other` (`mode` seen from this device). Cannot fail
+  /// between two live devices. Throws std::invalid_argument if `other` is
+  /// this device.
+  void link(device& other, link_mode mode);
+  /// Removes `mode` from the link; what is not linked is ignored.
+  void unlink(device& other, link_mode mode);
+  /// Links to the device behind `other`. Fails with `link_error::link_down`
+  /// if it has disconnected. Throws std::invalid_argument for our own line.
+  [[nodiscard]] boost::system::error_code link_line(backplane::line const& other, link_mode mode);
+  void unlink_line(backplane::line const& other, link_mode mode);
+
+  /// The link this device has to `other`, if any (seen from this device).
+  [[nodiscard]] std::optional<link_mode> link_to(device_id other) const;
+  /// How many devices this one is linked to.
+  [[nodiscard]] std::size_t link_count() const;
+
+  /// The oldest message in the mailbox, if any. Never blocks.
+  [[nodiscard]] std::optional<message> try_receive();
+
+  /// Waits for the next message.
+  ///
+  /// @par Completion Signature
+  /// `void(boost::system::error_code, message)`
+  ///
+  /// The handler runs on its associated executor (a coroutine's own), posted,
+  /// never inline on the sender's thread. While waiting, the operation counts
+  /// as outstanding work on that executor. One receive at a time per device.
+  ///
+  /// @par Per-Operation Cancellation
+  /// terminal, partial and total: completes with
+  /// `boost::asio::error::operation_aborted`; no message is consumed.
+  ///
+  /// If the execution context is destroyed while the operation waits, the
+  /// handler is destroyed without being invoked.
+  template <class Token>
+  auto async_receive(Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, message)>(
+        detail::initiate_receive{}, token, checked());
+  }
+
+  /// Disconnects: every device that monitors this one receives
+  /// `disconnected{id(), f}`, every link is dropped, the mailbox is
+  /// discarded, and the device becomes empty.
+  void disconnect(std::optional<fault> f = std::nullopt);
+
+  /// Not API: the state, for the header-only parts of the library.
+  [[nodiscard]] detail::state_header* state_for_library() const { return checked(); }
+
+ private:
+  [[nodiscard]] detail::state_header* checked() const;
+  detail::state_ref state_;
+};
+
+}  // namespace backplane

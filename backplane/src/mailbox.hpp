@@ -1,0 +1,54 @@
+#pragma once
+// A device's FIFO of messages. Most devices hear at most one message in
+// their life, so the first lives inline and a vector only appears when
+// messages pile up.
+
+#include <backplane/message.hpp>
+
+#include <cstddef>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace backplane::detail {
+
+class mailbox {
+ public:
+  [[nodiscard]] bool empty() const noexcept { return !head_; }
+
+  void push(message m) {
+    if (!head_) {
+      head_.emplace(std::move(m));
+    } else {
+      rest_.push_back(std::move(m));
+    }
+  }
+
+  [[nodiscard]] std::optional<message> pop() {
+    if (!head_) return std::nullopt;
+    std::optional<message> out(std::move(head_));
+    head_.reset();
+    if (next_ < rest_.size()) {
+      head_.emplace(std::move(rest_[next_++]));
+      if (next_ == rest_.size()) {
+        rest_.clear();
+        next_ = 0;
+      }
+    }
+    return out;
+  }
+
+  void clear() noexcept {
+    head_.reset();
+    rest_.clear();
+    rest_.shrink_to_fit();
+    next_ = 0;
+  }
+
+ private:
+  std::optional<message> head_;
+  std::vector<message> rest_;
+  std::size_t next_ = 0;
+};
+
+}  // namespace backplane::detail
