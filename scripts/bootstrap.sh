@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# Set up, build and run backplane from a fresh clone: the README's quick start and CI both
+# call this script, so what the README promises is what CI checks.
+#
+#   ./scripts/bootstrap.sh example     install missing packages, build, run the main example
+#   ./scripts/bootstrap.sh test        the same set-up, then build and run the whole test suite
+#   ./scripts/bootstrap.sh sanitize    the test suite under ASan+UBSan, then under TSan
+#                                      (`sanitize address` or `sanitize thread` for one of them)
+#   ./scripts/bootstrap.sh consumer    install into a scratch prefix and build and run
+#                                      tests/consumer against it, through find_package only
+#   ./scripts/bootstrap.sh bench [args] optimised build, run every benchmark binary
+#
+# Environment:
+#   BACKPLANE_BUILD_ROOT  where build trees go (default: <repo>/build)
+#   BACKPLANE_JOBS        parallel compile and test jobs (default: 2)
+#   BACKPLANE_NO_APT=1    never call apt-get, even when packages are missing
+#
+# Package installation needs root (or sudo) and happens only when a package is missing, so
+# the script also works offline on a machine that already has everything.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build_root="${BACKPLANE_BUILD_ROOT:-${repo}/build}"
+jobs="${BACKPLANE_JOBS:-2}"
+
+# What a fresh Debian 12 needs. Boost 1.81 is Debian 12's own; Asio is used header-only.
+packages=(libboost1.81-dev libspdlog-dev libfmt-dev libgtest-dev libbenchmark-dev
+          cmake g++ ninja-build)
+
+say() { printf '\n==> %s\n' "$*"; }
+die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
+
+ensure_packages() {
+  if ! command -v dpkg-query >/dev/null; then
+    say "not a Debian system: make sure these (or their equivalents) are installed: ${packages[*]}"
+    return
+  fi
+  local missing=() p
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+      || missing+=("$p")
+  done
+  if ((${#missing[@]} == 0)); then
+    return
+  fi
+  [[ "${BACKPLANE_NO_APT:-0}" == 1 ]] && die "missing packages: ${missing[*]} (BACKPLANE_NO_APT=1)"
+  local sudo=()
+  if ((EUID != 0)); then
+    command -v sudo >/dev/null || die "missing packages: ${missing[*]}; run as root to install them"
+    sudo=(sudo)
+  fi
+  say "installing ${missing[*]}"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${packages[@]}"
+}
+
+generator() {
+  if command -v ninja >/dev/null; then echo Ninja; else echo "Unix Makefiles"; fi
+}
+
+# configure <name> [cmake args...]: a build tree at $build_root/<name>.
+configure() {
+  local name="$1"
+  shift
+  cmake -S "$repo" -B "${build_root}/${name}" -G "$(generator)" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
+}
+
+build() {
+  local name="$1"
+  shift
+  cmake --build "${build_root}/${name}" -j "$jobs" "$@"
+}
+
+run_ctest() {
+  local name="$1"
+  shift
+  ctest --test-dir "${build_root}/${name}" --output-on-failure -j "$jobs" "$@"
+}
+
+cmd_example() {
+  ensure_packages
+  say "configuring ${build_root}/release"
+  configure release
+  say "building the main example"
+  build release --target restart_until_success
+  say "running examples/restart_until_success"
+  "${build_root}/release/examples/restart_until_success"
+}
+
+cmd_test() {
+  ensure_packages
+  say "configuring ${build_root}/release"
+  configure release
+  say "building everything (library, tests, examples, benchmarks)"
+  build release
+  say "running the test suite"
+  run_ctest release
+}
+
+# A TSan binary cannot start when the kernel randomises mmap more than TSan expects (recent
+# kernels with vm.mmap_rnd_bits > 28). Running with ASLR off (setarch -R) avoids it. Prints the
+# command prefix to use, or fails when TSan cannot run here at all.
+tsan_launcher() {
+  local dir="${build_root}/tsan-probe"
+  mkdir -p "$dir"
+  printf '#include <thread>\nint main() { int x = 0; std::thread t([&] { x = 1; }); t.join(); return x - 1; }\n' \
+    >"${dir}/probe.cpp"
+  g++ -std=c++20 -fsanitize=thread -O1 "${dir}/probe.cpp" -o "${dir}/probe" \
+    || die "cannot build a ThreadSanitizer program"
+  if "${dir}/probe" >/dev/null 2>&1; then
+    return
+  fi
+  local norandom=(setarch "$(uname -m)" -R)
+  if "${norandom[@]}" "${dir}/probe" >/dev/null 2>&1; then
+    echo "${norandom[*]}"
+    return
+  fi
+  "${dir}/probe" || true
+  die "ThreadSanitizer programs cannot run on this machine, even with ASLR off"
+}
+
+sanitize_address() {
+  say "ASan+UBSan: configuring ${build_root}/asan"
+  configure asan -DBACKPLANE_SANITIZE=address,undefined \
+    -DBACKPLANE_BUILD_EXAMPLES=OFF -DBACKPLANE_BUILD_BENCH=OFF -DBACKPLANE_INSTALL=OFF
+  say "ASan+UBSan: building the tests"
+  build asan
+  say "ASan+UBSan: running the test suite"
+  ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:strict_init_order=1}" \
+    UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
+    run_ctest asan
+}
+
+sanitize_thread() {
+  local launcher
+  launcher="$(tsan_launcher)"
+  [[ -n "$launcher" ]] && say "TSan: this kernel needs ASLR off; running under '${launcher}'"
+  say "TSan: configuring ${build_root}/tsan"
+  configure tsan -DBACKPLANE_SANITIZE=thread \
+    -DBACKPLANE_BUILD_EXAMPLES=OFF -DBACKPLANE_BUILD_BENCH=OFF -DBACKPLANE_INSTALL=OFF
+  say "TSan: building the tests"
+  # The build runs the test binaries to discover their tests, so it needs the launcher too.
+  $launcher cmake --build "${build_root}/tsan" -j "$jobs"
+  say "TSan: running the test suite"
+  TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}" \
+    $launcher ctest --test-dir "${build_root}/tsan" --output-on-failure -j "$jobs"
+}
+
+cmd_sanitize() {
+  ensure_packages
+  case "${1:-all}" in
+    address) sanitize_address ;;
+    thread) sanitize_thread ;;
+    all) sanitize_address; sanitize_thread ;;
+    *) die "sanitize: expected 'address', 'thread' or nothing, got '$1'" ;;
+  esac
+}
+
+cmd_consumer() {
+  ensure_packages
+  local prefix="${build_root}/install"
+  say "building and installing backplane into ${prefix}"
+  configure release -DBACKPLANE_INSTALL=ON
+  build release
+  rm -rf "$prefix"
+  cmake --install "${build_root}/release" --prefix "$prefix"
+  say "building tests/consumer against ${prefix}"
+  rm -rf "${build_root}/consumer"
+  cmake -S "${repo}/tests/consumer" -B "${build_root}/consumer" -G "$(generator)" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
+  # Found anywhere else (an old install in /usr/local, say), the check would prove nothing.
+  local found
+  found="$(sed -n 's/^backplane_DIR:PATH=//p' "${build_root}/consumer/CMakeCache.txt")"
+  [[ "$found" == "$prefix"/* ]] || die "the consumer found backplane in '${found}', not in ${prefix}"
+  cmake --build "${build_root}/consumer" -j "$jobs"
+  say "running the consumer"
+  ctest --test-dir "${build_root}/consumer" --output-on-failure
+}
+
+cmd_bench() {
+  ensure_packages
+  say "configuring ${build_root}/bench (Release)"
+  cmake -S "$repo" -B "${build_root}/bench" -G "$(generator)" -DCMAKE_BUILD_TYPE=Release \
+    -DBACKPLANE_BUILD_TESTS=OFF -DBACKPLANE_BUILD_EXAMPLES=OFF -DBACKPLANE_BUILD_BENCH=ON
+  build bench
+  local b
+  for b in "${build_root}"/bench/bench/*; do
+    [[ -f "$b" && -x "$b" ]] || continue
+    say "running ${b#"${build_root}"/}"
+    "$b" "$@"
+  done
+}
+
+usage() {
+  sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+}
+
+main() {
+  local cmd="${1:-}"
+  (($#)) && shift
+  case "$cmd" in
+    example) cmd_example ;;
+    test) cmd_test ;;
+    sanitize) cmd_sanitize "$@" ;;
+    consumer) cmd_consumer ;;
+    bench) cmd_bench "$@" ;;
+    -h | --help | help) usage ;;
+    *) usage >&2; exit 2 ;;
+  esac
+}
+
+main "$@"
