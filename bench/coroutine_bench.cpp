@@ -20,6 +20,11 @@
 //   monitor_down_manage   as monitor_down, but the device runs manage() on a work that
 //                         never completes (a steady_timer waiting forever): manage hears the
 //                         shutdown, cancels the work, waits for it to finish, disconnects.
+//                         The work takes its operation_aborted as a value (as_tuple).
+//   monitor_down_manage_throwing  the same with a work that lets operation_aborted escape
+//                         as boost::system::system_error, as a plain `co_await
+//                         t.async_wait(deferred)` does: one throw, rethrown once per
+//                         coroutine level (compare floor_throw_catch).
 //   bytes_per_device      heap bytes per live device (malloc's own accounting, mallinfo2,
 //                         over 100k live devices; counter `bytes_per_device`).
 //   bytes_per_waiting_coroutine  heap bytes per spawned device parked in async_receive
@@ -42,6 +47,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/io_context.hpp>
@@ -126,24 +132,32 @@ awaitable<void> monitor_down_driver(benchmark::State& state) {
   }
 }
 
+template <bool Throwing>
 awaitable<boost::system::result<void, int>> forever() {
   asio::steady_timer t(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
-  co_await t.async_wait(asio::deferred);  // throws operation_aborted when manage cancels us
+  if constexpr (Throwing) {
+    co_await t.async_wait(asio::deferred);  // throws operation_aborted when manage cancels us
+  } else {
+    auto [ec] = co_await t.async_wait(asio::as_tuple(asio::deferred));
+    expect(ec == asio::error::operation_aborted);
+  }
   co_return boost::system::result<void, int>();
 }
 
+template <bool Throwing>
 awaitable<void> managed_forever(device& self) {
-  auto r = co_await backplane::manage(std::move(self), forever());
+  auto r = co_await backplane::manage(std::move(self), forever<Throwing>());
   expect(!r && r.error().is_power_off());
 }
 
+template <bool Throwing>
 awaitable<void> monitor_down_manage_driver(benchmark::State& state) {
   auto ex = co_await asio::this_coro::executor;
   device mon;
   for (auto _ : state) {
     device d;
     mon.link(d, link_mode::monitor);
-    auto l = backplane::spawn(ex, std::move(d), managed_forever);
+    auto l = backplane::spawn(ex, std::move(d), managed_forever<Throwing>);
     expect(l.send(backplane::shutdown{mon.id()}));
     message m = co_await mon.async_receive(asio::deferred);
     expect_clean_exit(m);
@@ -156,7 +170,10 @@ void spawn_exit_use_awaitable(benchmark::State& state) {
 }
 void monitor_down(benchmark::State& state) { run_driver(state, monitor_down_driver); }
 void monitor_down_manage(benchmark::State& state) {
-  run_driver(state, monitor_down_manage_driver);
+  run_driver(state, monitor_down_manage_driver<false>);
+}
+void monitor_down_manage_throwing(benchmark::State& state) {
+  run_driver(state, monitor_down_manage_driver<true>);
 }
 
 // --- memory ---
@@ -261,6 +278,7 @@ BENCHMARK(spawn_exit);
 BENCHMARK(spawn_exit_use_awaitable);
 BENCHMARK(monitor_down);
 BENCHMARK(monitor_down_manage);
+BENCHMARK(monitor_down_manage_throwing);
 BENCHMARK(floor_co_spawn);
 BENCHMARK(floor_post_deferred);
 BENCHMARK(floor_post_use_awaitable);
