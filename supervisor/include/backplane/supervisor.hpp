@@ -1,0 +1,9 @@
+#pragma once
+// The whole supervisor API in one include.
+
+#include <backplane/supervisor/child_spec.hpp>
+#include <backplane/supervisor/clock.hpp>
+#include <backplane/supervisor/errors.hpp>
+#include <backplane/supervisor/events.hpp>
+#include <backplane/supervisor/supervisor.hpp>
+#include <backplane/supervisor/supervisor_spec.hpp>

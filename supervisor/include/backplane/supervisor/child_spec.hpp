@@ -1,0 +1,150 @@
+#pragma once
+// child_spec: how a supervisor starts, restarts and stops one child.
+
+#include <backplane/device.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace backplane {
+
+/// When a child that stopped is started again (OTP's restart types).
+enum class restart_type : std::uint8_t {
+  permanent,  ///< always
+  transient,  ///< only after a fault (not after a clean exit or a shutdown)
+  temporary,  ///< never; its spec is dropped when it stops
+};
+
+/// Whether a child is a worker or a supervisor (affects only reports and
+/// the default shutdown policy).
+enum class child_kind : std::uint8_t { worker, supervisor };
+
+/// How a child is stopped: `brutal` cancels its coroutine at once;
+/// `timeout(d)` asks it to shut down and cancels it after `d`; `infinity`
+/// asks and waits (the default for supervisors, whose children need time).
+class shutdown_policy {
+ public:
+  using duration = std::chrono::nanoseconds;
+  [[nodiscard]] static constexpr shutdown_policy brutal() noexcept { return shutdown_policy(kind::brutal, {}); }
+  [[nodiscard]] static constexpr shutdown_policy timeout(duration d) noexcept {
+    return shutdown_policy(kind::timeout, d);
+  }
+  [[nodiscard]] static constexpr shutdown_policy infinity() noexcept {
+    return shutdown_policy(kind::infinity, {});
+  }
+  [[nodiscard]] constexpr bool is_brutal() const noexcept { return kind_ == kind::brutal; }
+  [[nodiscard]] constexpr bool is_infinity() const noexcept { return kind_ == kind::infinity; }
+  [[nodiscard]] constexpr bool is_timeout() const noexcept { return kind_ == kind::timeout; }
+  [[nodiscard]] constexpr duration time() const noexcept { return time_; }
+
+ private:
+  enum class kind : std::uint8_t { brutal, timeout, infinity };
+  constexpr shutdown_policy(kind k, duration d) noexcept : time_(d), kind_(k) {}
+  duration time_;
+  kind kind_;
+};
+
+/// Per-child exponential restart backoff (beyond OTP): the n-th consecutive
+/// restart waits min(max, initial * multiplier^(n-1)), scaled by a random
+/// factor in [1 - jitter, 1 + jitter]; after `reset_after` without a crash
+/// the count starts again. Intensity is still counted per restart.
+struct backoff_policy {
+  std::chrono::nanoseconds initial = std::chrono::milliseconds(100);
+  std::chrono::nanoseconds max = std::chrono::seconds(10);
+  double multiplier = 2.0;
+  double jitter = 0.2;
+  std::chrono::nanoseconds reset_after = std::chrono::seconds(30);
+};
+
+/// Why a start function did not start its child, when it says so by value
+/// rather than by throwing.
+struct start_error {
+  std::string reason;
+};
+
+/// What a start function gives back: the child's run (an awaitable that is
+/// the child's whole life), or a start_error.
+class start_result {
+ public:
+  start_result(boost::asio::awaitable<void> run) : run_(std::move(run)) {}  // NOLINT: implicit by design
+  start_result(start_error e) : error_(std::move(e)) {}                   // NOLINT
+  [[nodiscard]] bool ok() const noexcept { return !error_; }
+  [[nodiscard]] start_error const& error() const { return *error_; }
+  [[nodiscard]] boost::asio::awaitable<void> take_run() { return std::move(*run_); }
+
+ private:
+  std::optional<boost::asio::awaitable<void>> run_;
+  std::optional<start_error> error_;
+};
+
+/// What a start function is told about the child it starts. The device is
+/// the child's: linked to the supervisor before the start function runs, so
+/// no exit can be missed. It lives as long as the child's run; the run may
+/// move it (into `manage`, say).
+struct child_context {
+  backplane::device& device;
+  std::string const& supervisor;  ///< the supervisor's path, e.g. "app/db"
+  std::string const& id;          ///< the child's id
+  std::uint64_t incarnation;      ///< 1 for the first start, +1 per restart
+  boost::asio::any_io_executor executor;  ///< where the child's run will run
+  /// Not API: the parent's options, inherited by nested supervisors.
+  void const* parent_options = nullptr;
+};
+
+/// Starts one incarnation of a child. Runs synchronously on the supervisor's
+/// executor; it may fail by throwing or by returning a start_error. Its
+/// returned awaitable runs on the child's executor: returning normally is a
+/// clean exit, throwing is a fault (`fault::error()`), and so is leaving the
+/// device disconnected with a fault.
+using start_function = std::function<start_result(child_context&)>;
+
+/// Adapts `fn(device&)` or `fn(child_context&)`, returning `awaitable<void>`
+/// or `start_result`, to a start_function.
+template <class Fn>
+[[nodiscard]] start_function make_start(Fn fn) {
+  if constexpr (std::is_invocable_v<Fn&, child_context&>) {
+    return [fn = std::move(fn)](child_context& c) mutable -> start_result { return fn(c); };
+  } else {
+    static_assert(std::is_invocable_v<Fn&, device&>,
+                  "a start function takes backplane::device& or backplane::child_context&");
+    return [fn = std::move(fn)](child_context& c) mutable -> start_result { return fn(c.device); };
+  }
+}
+
+/// One child of a supervisor (OTP's child specification).
+struct child_spec {
+  std::string id;  ///< unique within its supervisor, not empty
+  start_function start;
+  restart_type restart = restart_type::permanent;
+  shutdown_policy shutdown = shutdown_policy::timeout(std::chrono::seconds(5));
+  child_kind kind = child_kind::worker;
+  std::optional<backoff_policy> backoff;
+};
+
+/// A worker child: `worker("db", [](device& d) -> awaitable<void> {...})`,
+/// then adjust the fields (`.restart = ...`) as needed.
+template <class Fn>
+[[nodiscard]] child_spec worker(std::string id, Fn fn,
+                                restart_type restart = restart_type::permanent) {
+  child_spec spec;
+  spec.id = std::move(id);
+  spec.start = make_start(std::move(fn));
+  spec.restart = restart;
+  return spec;
+}
+
+/// Throws std::invalid_argument, saying what is wrong and how to fix it, if
+/// `spec` cannot be used (empty id, no start function, negative timeout,
+/// nonsensical backoff). OTP's check_childspecs.
+void validate(child_spec const& spec);
+
+}  // namespace backplane

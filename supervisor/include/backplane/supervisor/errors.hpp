@@ -1,0 +1,35 @@
+#pragma once
+// supervisor_errc: how a supervisor's runtime API can fail.
+
+#include <boost/system/error_code.hpp>
+
+#include <string>
+#include <type_traits>
+
+namespace backplane {
+
+enum class supervisor_errc {
+  already_present = 1,  ///< start_child: a stopped child with this id exists (restart or delete it)
+  running,              ///< start_child/restart_child/delete_child: the child is running
+  restarting,           ///< delete_child/restart_child: the child is waiting to be restarted
+  not_found,            ///< no child with this id
+  start_failed,         ///< the start function failed (the crash report has the reason)
+  supervisor_down,      ///< the supervisor has stopped or is stopping
+};
+
+[[nodiscard]] boost::system::error_category const& supervisor_category() noexcept;
+
+[[nodiscard]] inline boost::system::error_code make_error_code(supervisor_errc e) noexcept {
+  return {static_cast<int>(e), supervisor_category()};
+}
+
+/// Why a supervisor failed to start (OTP's `{failed_to_start_child, Id, Reason}`).
+struct start_failure {
+  std::string id;
+  std::string reason;
+};
+
+}  // namespace backplane
+
+template <>
+struct boost::system::is_error_code_enum<backplane::supervisor_errc> : std::true_type {};

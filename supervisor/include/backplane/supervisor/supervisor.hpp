@@ -1,0 +1,203 @@
+#pragma once
+// supervisor: an OTP-style supervisor built from devices, links and messages.
+
+#include <backplane/device_id.hpp>
+#include <backplane/fault.hpp>
+#include <backplane/line.hpp>
+#include <backplane/supervisor/child_spec.hpp>
+#include <backplane/supervisor/errors.hpp>
+#include <backplane/supervisor/supervisor_spec.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/system/error_code.hpp>
+#include <boost/system/result.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace backplane {
+
+enum class child_status : std::uint8_t {
+  running,     ///< its current incarnation is alive
+  restarting,  ///< waiting for a backoff delay or a retried start
+  stopped,     ///< terminated (terminate_child) or failed to restart; spec kept
+};
+
+/// One row of `which_children`.
+struct child_info {
+  std::string id;
+  std::optional<device_id> device;  ///< the running incarnation, if any
+  child_kind kind = child_kind::worker;
+  restart_type restart = restart_type::permanent;
+  child_status status = child_status::stopped;
+  std::uint64_t incarnation = 0;
+};
+
+/// `count_children`: specs, running children, supervisors, workers (OTP's).
+struct child_counts {
+  std::size_t specs = 0;
+  std::size_t active = 0;
+  std::size_t supervisors = 0;
+  std::size_t workers = 0;
+};
+
+/// The restart budget as an operator reads it.
+struct restart_budget {
+  std::uint32_t restarts_in_window = 0;
+  std::uint32_t max_restarts = 0;
+  std::chrono::nanoseconds period{0};
+  /// Until the oldest restart in the window leaves it (0 when none).
+  std::chrono::nanoseconds until_oldest_expires{0};
+};
+
+/// How a supervisor ended.
+struct supervisor_exit {
+  bool intensity_exceeded = false;   ///< gave up: too many restarts
+  std::optional<backplane::fault> fault;  ///< its device's fault (nullopt: clean shutdown)
+};
+
+namespace detail {
+class supervisor_impl;
+}
+
+/// A handle to a running supervisor. Copyable; the supervisor runs until it
+/// is asked to stop (`async_stop`, a shutdown message to its line, its parent)
+/// or gives up, whether or not handles remain.
+///
+/// Thread-safety: every member may be called from any thread. Completion
+/// handlers run on their associated executor, or on the supervisor's.
+///
+/// The runtime API follows OTP's: `start_child` adds a child (a failed start
+/// discards the spec), `terminate_child` stops one and keeps its spec,
+/// `restart_child` starts a stopped one (a failed start keeps the spec),
+/// `delete_child` removes a stopped one's spec.
+class supervisor {
+ public:
+  using executor_type = boost::asio::any_io_executor;
+
+  /// Validates `spec` (throws std::invalid_argument), creates the
+  /// supervisor's device and starts the children in declared order, on the
+  /// calling thread: call it before the context runs or from `ex`. If a child
+  /// fails to start, those started are stopped in reverse order (in the
+  /// background, on `ex`) and the failure is returned.
+  ///
+  /// On a multi-threaded context, pass a strand.
+  [[nodiscard]] static boost::system::result<supervisor, start_failure> start(
+      executor_type ex, supervisor_spec spec);
+
+  [[nodiscard]] device_id id() const;
+  [[nodiscard]] backplane::line line() const;
+  [[nodiscard]] std::string const& path() const;
+
+  /// @par Completion Signature `void(boost::system::error_code, device_id)`
+  template <class Token>
+  auto async_start_child(child_spec spec, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, device_id)>(
+        [impl = impl_](auto h, child_spec s) {
+          start_child(impl, std::move(s), any_handler<device_id>(std::move(h)));
+        },
+        token, std::move(spec));
+  }
+  /// @par Completion Signature `void(boost::system::error_code)`
+  template <class Token>
+  auto async_terminate_child(std::string id, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+        [impl = impl_](auto h, std::string i) {
+          terminate_child(impl, std::move(i), void_handler(std::move(h)));
+        },
+        token, std::move(id));
+  }
+  /// @par Completion Signature `void(boost::system::error_code, device_id)`
+  template <class Token>
+  auto async_restart_child(std::string id, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, device_id)>(
+        [impl = impl_](auto h, std::string i) {
+          restart_child(impl, std::move(i), any_handler<device_id>(std::move(h)));
+        },
+        token, std::move(id));
+  }
+  /// @par Completion Signature `void(boost::system::error_code)`
+  template <class Token>
+  auto async_delete_child(std::string id, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+        [impl = impl_](auto h, std::string i) {
+          delete_child(impl, std::move(i), void_handler(std::move(h)));
+        },
+        token, std::move(id));
+  }
+  /// @par Completion Signature `void(boost::system::error_code, std::vector<child_info>)`
+  template <class Token>
+  auto async_which_children(Token&& token) {
+    return boost::asio::async_initiate<Token,
+                                       void(boost::system::error_code, std::vector<child_info>)>(
+        [impl = impl_](auto h) {
+          which_children(impl, any_handler<std::vector<child_info>>(std::move(h)));
+        },
+        token);
+  }
+  /// @par Completion Signature `void(boost::system::error_code, child_counts)`
+  template <class Token>
+  auto async_count_children(Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, child_counts)>(
+        [impl = impl_](auto h) { count_children(impl, any_handler<child_counts>(std::move(h))); },
+        token);
+  }
+  /// @par Completion Signature `void(boost::system::error_code, restart_budget)`
+  template <class Token>
+  auto async_restart_budget(Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, restart_budget)>(
+        [impl = impl_](auto h) { budget(impl, any_handler<restart_budget>(std::move(h))); },
+        token);
+  }
+  /// Asks the supervisor to stop (children in reverse start order, then its
+  /// device cleanly) and completes when it has ended, or at once if it had.
+  /// @par Completion Signature `void(boost::system::error_code, supervisor_exit)`
+  template <class Token>
+  auto async_stop(Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, supervisor_exit)>(
+        [impl = impl_](auto h) { stop(impl, true, any_handler<supervisor_exit>(std::move(h))); },
+        token);
+  }
+  /// Completes when the supervisor has ended, however it ended.
+  /// @par Completion Signature `void(boost::system::error_code, supervisor_exit)`
+  template <class Token>
+  auto async_wait(Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, supervisor_exit)>(
+        [impl = impl_](auto h) { stop(impl, false, any_handler<supervisor_exit>(std::move(h))); },
+        token);
+  }
+
+ private:
+  template <class T>
+  using handler_t = boost::asio::any_completion_handler<void(boost::system::error_code, T)>;
+  using void_handler_t = boost::asio::any_completion_handler<void(boost::system::error_code)>;
+  template <class T, class H>
+  static handler_t<T> any_handler(H&& h) {
+    return handler_t<T>(std::forward<H>(h));
+  }
+  template <class H>
+  static void_handler_t void_handler(H&& h) {
+    return void_handler_t(std::forward<H>(h));
+  }
+
+  using impl_ptr = std::shared_ptr<detail::supervisor_impl>;
+  static void start_child(impl_ptr const&, child_spec, handler_t<device_id>);
+  static void terminate_child(impl_ptr const&, std::string, void_handler_t);
+  static void restart_child(impl_ptr const&, std::string, handler_t<device_id>);
+  static void delete_child(impl_ptr const&, std::string, void_handler_t);
+  static void which_children(impl_ptr const&, handler_t<std::vector<child_info>>);
+  static void count_children(impl_ptr const&, handler_t<child_counts>);
+  static void budget(impl_ptr const&, handler_t<restart_budget>);
+  static void stop(impl_ptr const&, bool request, handler_t<supervisor_exit>);
+
+  explicit supervisor(impl_ptr impl) noexcept : impl_(std::move(impl)) {}
+  impl_ptr impl_;
+};
+
+}  // namespace backplane

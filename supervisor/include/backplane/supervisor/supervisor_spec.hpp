@@ -1,0 +1,63 @@
+#pragma once
+// supervisor_spec: a supervisor's flags and children, declared in code.
+
+#include <backplane/supervisor/child_spec.hpp>
+#include <backplane/supervisor/clock.hpp>
+#include <backplane/supervisor/events.hpp>
+
+#include <spdlog/fwd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace backplane {
+
+/// Which children restart when one of them has to (OTP's strategies).
+enum class restart_strategy : std::uint8_t {
+  one_for_one,   ///< only that child
+  one_for_all,   ///< all children: stop the others in reverse order, start all in order
+  rest_for_one,  ///< that child and those declared after it
+};
+
+enum class report_format : std::uint8_t { text, json };
+
+/// A supervisor's whole declaration. A nested supervisor is a child made by
+/// `supervisor_child(id, spec)`; a tree reads top-down like an OTP child list.
+struct supervisor_spec {
+  std::string name = "supervisor";  ///< last element of the supervisor path
+  restart_strategy strategy = restart_strategy::one_for_one;
+  /// Restart intensity: more than `max_restarts` restarts within `period`
+  /// stops every child and ends the supervisor with a fault. 0 means the
+  /// first restartable exit ends it. `period` must be positive.
+  std::uint32_t max_restarts = 3;
+  std::chrono::nanoseconds period = std::chrono::seconds(5);
+  std::vector<child_spec> children;
+
+  // --- options, inherited by nested supervisors when left empty ---
+  std::shared_ptr<supervisor_clock> clock;  ///< default: steady_supervisor_clock()
+  /// Where reports go; default: the spdlog logger "backplane" (created on
+  /// stderr if it does not exist). Pass a logger with a null sink to mute.
+  std::shared_ptr<spdlog::logger> logger;
+  report_format format = report_format::text;
+  /// Receives every event as a value (metrics, tests), on the supervisor's executor.
+  std::function<void(supervisor_event const&)> observer;
+  /// Run each child on its own strand of the supervisor's executor. Needed on
+  /// a multi-threaded context; a single-threaded one can turn it off.
+  bool child_strands = true;
+};
+
+/// Throws std::invalid_argument saying what is wrong and what to do:
+/// duplicate or empty child ids, missing start functions, a period that is
+/// not positive, and every check of `validate(child_spec)`.
+void validate(supervisor_spec const& spec);
+
+/// A child that is itself a supervisor (kind `supervisor`, shutdown
+/// `infinity`, restart `permanent`). Restarting it starts it again from
+/// `spec`'s declared children: children added at runtime are gone.
+[[nodiscard]] child_spec supervisor_child(std::string id, supervisor_spec spec);
+
+}  // namespace backplane

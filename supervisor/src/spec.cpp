@@ -1,0 +1,80 @@
+// Spec validation (OTP's check_childspecs) and nested supervisor children.
+
+#include "supervisor_impl.hpp"
+
+#include <backplane/supervisor/child_spec.hpp>
+#include <backplane/supervisor/supervisor_spec.hpp>
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+#include <unordered_set>
+
+namespace backplane {
+
+void validate(child_spec const& spec) {
+  if (spec.id.empty())
+    throw std::invalid_argument(
+        "backplane: child_spec.id is empty; give every child an id unique within its supervisor");
+  if (!spec.start)
+    throw std::invalid_argument(fmt::format(
+        "backplane: child '{}' has no start function; set child_spec.start (see worker())",
+        spec.id));
+  if (spec.shutdown.is_timeout() && spec.shutdown.time() < std::chrono::nanoseconds::zero())
+    throw std::invalid_argument(fmt::format(
+        "backplane: child '{}' has a negative shutdown timeout; use a positive duration, "
+        "shutdown_policy::brutal() or shutdown_policy::infinity()",
+        spec.id));
+  if (spec.backoff) {
+    auto const& b = *spec.backoff;
+    if (b.initial < std::chrono::nanoseconds::zero() || b.max < b.initial)
+      throw std::invalid_argument(fmt::format(
+          "backplane: child '{}' backoff needs 0 <= initial <= max", spec.id));
+    if (!(b.multiplier >= 1.0))
+      throw std::invalid_argument(
+          fmt::format("backplane: child '{}' backoff multiplier must be >= 1", spec.id));
+    if (!(b.jitter >= 0.0 && b.jitter <= 1.0))
+      throw std::invalid_argument(
+          fmt::format("backplane: child '{}' backoff jitter must be within [0, 1]", spec.id));
+    if (b.reset_after < std::chrono::nanoseconds::zero())
+      throw std::invalid_argument(
+          fmt::format("backplane: child '{}' backoff reset_after must not be negative", spec.id));
+  }
+}
+
+void validate(supervisor_spec const& spec) {
+  if (spec.name.empty() || spec.name.find('/') != std::string::npos)
+    throw std::invalid_argument(
+        "backplane: supervisor_spec.name must be non-empty and contain no '/'; it is one element "
+        "of the supervisor path");
+  if (spec.period <= std::chrono::nanoseconds::zero())
+    throw std::invalid_argument(fmt::format(
+        "backplane: supervisor '{}' has period {}ns; the restart period must be positive (OTP "
+        "default: max_restarts = 3 in period = 5s; max_restarts = 0 with any positive period "
+        "means 'never restart')",
+        spec.name, spec.period.count()));
+  std::unordered_set<std::string> ids;
+  for (auto const& c : spec.children) {
+    validate(c);
+    if (!ids.insert(c.id).second)
+      throw std::invalid_argument(fmt::format(
+          "backplane: supervisor '{}' declares child id '{}' twice; child ids must be unique "
+          "within a supervisor",
+          spec.name, c.id));
+  }
+}
+
+child_spec supervisor_child(std::string id, supervisor_spec spec) {
+  validate(spec);
+  child_spec c;
+  c.id = std::move(id);
+  c.kind = child_kind::supervisor;
+  c.shutdown = shutdown_policy::infinity();
+  auto shared = std::make_shared<supervisor_spec const>(std::move(spec));
+  c.start = [shared](child_context& ctx) -> start_result {
+    return detail::start_nested(*shared, ctx);
+  };
+  return c;
+}
+
+}  // namespace backplane

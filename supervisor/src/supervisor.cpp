@@ -1,0 +1,76 @@
+// The public handle: validation, start, and API calls hopping onto the
+// supervisor's executor.
+
+#include "supervisor_impl.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+
+namespace asio = boost::asio;
+
+namespace backplane {
+
+boost::system::result<supervisor, start_failure> supervisor::start(executor_type ex,
+                                                                   supervisor_spec spec) {
+  validate(spec);
+  std::string path = spec.name;
+  auto impl = std::make_shared<detail::supervisor_impl>(ex, std::move(spec), std::move(path),
+                                                        nullptr);
+  auto failure = impl->start_declared();
+  // Either way the supervisor runs: to supervise, or to stop what it started.
+  asio::co_spawn(impl->executor(), impl->run(), asio::detached);
+  if (failure) return std::move(*failure);
+  return supervisor(std::move(impl));
+}
+
+device_id supervisor::id() const { return impl_->id(); }
+line supervisor::line() const { return impl_->line(); }
+std::string const& supervisor::path() const { return impl_->path(); }
+
+void supervisor::start_child(impl_ptr const& impl, child_spec spec, handler_t<device_id> h) {
+  validate(spec);  // a programming error: thrown to the caller, not completed
+  asio::post(impl->executor(), [impl, spec = std::move(spec), h = std::move(h)]() mutable {
+    impl->api_start_child(std::move(spec), std::move(h));
+  });
+}
+
+void supervisor::terminate_child(impl_ptr const& impl, std::string id, void_handler_t h) {
+  asio::post(impl->executor(), [impl, id = std::move(id), h = std::move(h)]() mutable {
+    impl->api_terminate_child(std::move(id), std::move(h));
+  });
+}
+
+void supervisor::restart_child(impl_ptr const& impl, std::string id, handler_t<device_id> h) {
+  asio::post(impl->executor(), [impl, id = std::move(id), h = std::move(h)]() mutable {
+    impl->api_restart_child(std::move(id), std::move(h));
+  });
+}
+
+void supervisor::delete_child(impl_ptr const& impl, std::string id, void_handler_t h) {
+  asio::post(impl->executor(), [impl, id = std::move(id), h = std::move(h)]() mutable {
+    impl->api_delete_child(std::move(id), std::move(h));
+  });
+}
+
+void supervisor::which_children(impl_ptr const& impl, handler_t<std::vector<child_info>> h) {
+  asio::post(impl->executor(),
+             [impl, h = std::move(h)]() mutable { impl->api_which_children(std::move(h)); });
+}
+
+void supervisor::count_children(impl_ptr const& impl, handler_t<child_counts> h) {
+  asio::post(impl->executor(),
+             [impl, h = std::move(h)]() mutable { impl->api_count_children(std::move(h)); });
+}
+
+void supervisor::budget(impl_ptr const& impl, handler_t<restart_budget> h) {
+  asio::post(impl->executor(), [impl, h = std::move(h)]() mutable { impl->api_budget(std::move(h)); });
+}
+
+void supervisor::stop(impl_ptr const& impl, bool request, handler_t<supervisor_exit> h) {
+  asio::post(impl->executor(), [impl, request, h = std::move(h)]() mutable {
+    impl->api_stop(request, std::move(h));
+  });
+}
+
+}  // namespace backplane

@@ -1,0 +1,159 @@
+#pragma once
+// The supervisor's state machine. Private to src/.
+//
+// One coroutine (run) owns the supervisor's device and is the only reader of
+// its mailbox. Everything else that must reach it (API calls, timers, restart
+// retries) runs on the same strand, queues a job and interrupts the pending
+// receive through per-operation cancellation: only the backplane's public API
+// is used, as the design requires.
+
+#include "restart_window.hpp"
+
+#include <backplane/device.hpp>
+#include <backplane/fault.hpp>
+#include <backplane/line.hpp>
+#include <backplane/message.hpp>
+#include <backplane/supervisor/supervisor.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace backplane::detail {
+
+/// Shared by a child's run coroutine and its record.
+struct child_run_state {
+  boost::asio::cancellation_signal cancel;  // brutal kill; emitted on the child's executor
+  std::exception_ptr exception;             // what the run threw, written before disconnect
+  bool finished = false;                    // on the child's executor
+  bool killed = false;                      // on the child's executor
+};
+
+struct child_record {
+  child_spec spec;
+  child_status status = child_status::stopped;
+  line ln;
+  device_id dev;
+  std::uint64_t incarnation = 0;
+  std::shared_ptr<child_run_state> run;
+  boost::asio::any_io_executor ex;
+  std::uint32_t consecutive = 0;  // backoff step
+  supervisor_clock::time_point last_restart{};
+  std::unique_ptr<supervisor_clock::timer> restart_timer;
+  std::uint64_t restart_seq = 0;  // invalidates a scheduled restart that was overtaken
+};
+
+/// A child exit seen while the supervisor was busy, decided later.
+struct exit_note {
+  std::string id;
+  std::uint64_t incarnation;
+  std::optional<fault> f;
+  std::string reason;
+};
+
+class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
+ public:
+  using job = std::function<boost::asio::awaitable<void>()>;
+  template <class T>
+  using handler_t = boost::asio::any_completion_handler<void(boost::system::error_code, T)>;
+  using void_handler_t = boost::asio::any_completion_handler<void(boost::system::error_code)>;
+
+  supervisor_impl(boost::asio::any_io_executor ex, supervisor_spec spec, std::string path,
+                  supervisor_spec const* parent);
+
+  /// Starts the declared children in order on the calling thread; on failure
+  /// the started ones are left for run() to stop.
+  std::optional<start_failure> start_declared();
+  /// The supervisor's whole life, after start_declared.
+  boost::asio::awaitable<void> run();
+
+  device& dev() noexcept { return dev_; }
+  void adopt_device(device d) { dev_ = std::move(d); }
+  [[nodiscard]] std::string const& path() const noexcept { return path_; }
+  [[nodiscard]] boost::asio::any_io_executor const& executor() const noexcept { return ex_; }
+  [[nodiscard]] device_id id() const noexcept { return id_; }
+  [[nodiscard]] backplane::line const& line() const noexcept { return line_; }
+
+  // --- API, always called on ex_ ---
+  void api_start_child(child_spec spec, handler_t<device_id> h);
+  void api_terminate_child(std::string id, void_handler_t h);
+  void api_restart_child(std::string id, handler_t<device_id> h);
+  void api_delete_child(std::string id, void_handler_t h);
+  void api_which_children(handler_t<std::vector<child_info>> h);
+  void api_count_children(handler_t<child_counts> h);
+  void api_budget(handler_t<restart_budget> h);
+  void api_stop(bool request, handler_t<supervisor_exit> h);
+
+ private:
+  // mailbox
+  boost::asio::awaitable<std::tuple<boost::system::error_code, message>> receive();
+  void wake();
+  void enqueue(job j);
+  /// Records what a message means; exits go to exits_ unless `target` is the
+  /// child whose exit the caller is waiting for.
+  void note(message const& m, child_record const* target);
+  boost::asio::awaitable<void> drain();
+
+  // children
+  child_record* find(std::string const& id);
+  bool start_incarnation(child_record& r, std::string* failure);
+  boost::asio::awaitable<void> stop_child(child_record& r);
+  boost::asio::awaitable<bool> await_exit(child_record& r,
+                                          std::optional<supervisor_clock::time_point> deadline);
+  void kill(child_record& r);
+  void abandon(child_record& r);
+  boost::asio::awaitable<void> stop_all();
+  void remove(child_record* r);
+
+  // decisions
+  boost::asio::awaitable<void> decide(exit_note n);
+  boost::asio::awaitable<void> restart(child_record* failed, bool counted);
+  std::vector<child_record*> group_of(child_record* failed);
+  void schedule_restart(child_record* failed, supervisor_clock::duration delay);
+  [[nodiscard]] supervisor_clock::duration backoff_delay(child_record& r);
+  bool count_restart(child_record* r, std::string const& reason);
+
+  // reports
+  void report(supervisor_event_kind kind, child_record const* r, std::string reason,
+              std::string action, device_id dev = {});
+  [[nodiscard]] std::string exit_reason(child_record const& r, std::optional<fault> f) const;
+  void finish();
+
+  boost::asio::any_io_executor ex_;
+  supervisor_spec spec_;
+  std::string path_;
+  device dev_;
+  device_id id_;
+  backplane::line line_;
+  std::shared_ptr<supervisor_clock> clock_;
+  std::shared_ptr<spdlog::logger> logger_;
+  restart_window window_;
+  std::vector<std::unique_ptr<child_record>> children_;  // start order
+  std::unordered_map<std::string, child_record*> by_id_;
+  std::unordered_map<device_id, child_record*> by_device_;
+  std::unordered_set<device_id> retired_;  // devices of failed starts, whose drop we may still hear
+  boost::asio::cancellation_signal wake_;
+  std::deque<job> jobs_;
+  std::deque<exit_note> exits_;
+  bool idle_ = false;      // parked in the top-level receive with nothing queued
+  bool stopping_ = false;  // shutdown requested or decided
+  bool ended_ = false;
+  supervisor_exit exit_;
+  std::vector<handler_t<supervisor_exit>> exit_waiters_;
+  std::minstd_rand rng_;
+};
+
+/// The start function of `supervisor_child`.
+start_result start_nested(supervisor_spec const& spec, child_context& ctx);
+
+}  // namespace backplane::detail
