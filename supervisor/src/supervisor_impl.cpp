@@ -41,10 +41,23 @@ std::string millis(nanoseconds d) {
   return fmt::format("{}ms", std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
 }
 
+/// What a start function is handed, kept at a stable address for as long as
+/// the child's run may refer to it (a coroutine keeps references).
+struct child_cell {
+  child_cell(device d, std::string path, std::string id, std::uint64_t incarnation,
+             asio::any_io_executor ex, void const* parent)
+      : dev(std::move(d)),
+        path(std::move(path)),
+        id(std::move(id)),
+        ctx{dev, this->path, this->id, incarnation, std::move(ex), parent} {}
+  device dev;
+  std::string path;
+  std::string id;
+  child_context ctx;
+};
+
 /// The child's whole life, as seen from its own executor.
-asio::awaitable<void> child_body(std::unique_ptr<device> dev,
-                                 std::unique_ptr<std::string> path_and_id,
-                                 asio::awaitable<void> run,
+asio::awaitable<void> child_body(std::unique_ptr<child_cell> cell, asio::awaitable<void> run,
                                  std::shared_ptr<child_run_state> st) {
   std::exception_ptr thrown;
   try {
@@ -55,8 +68,8 @@ asio::awaitable<void> child_body(std::unique_ptr<device> dev,
   // Written before the disconnect: the supervisor reads it after hearing.
   st->exception = thrown;
   st->finished = true;
-  if (dev->valid()) dev->disconnect(thrown ? std::optional<fault>(fault::error()) : std::nullopt);
-  (void)path_and_id;
+  if (cell->dev.valid())
+    cell->dev.disconnect(thrown ? std::optional<fault>(fault::error()) : std::nullopt);
 }
 
 }  // namespace
@@ -111,13 +124,12 @@ bool supervisor_impl::start_incarnation(child_record& r, std::string* failure) {
   backplane::line l = d.line();
   auto st = std::make_shared<child_run_state>();
   asio::any_io_executor cex = spec_.child_strands ? asio::any_io_executor(asio::make_strand(ex_)) : ex_;
-  auto cell = std::make_unique<device>(std::move(d));
-  auto id_copy = std::make_unique<std::string>(r.spec.id);
-  child_context ctx{*cell, path_, *id_copy, r.incarnation, cex, &spec_};
+  auto cell = std::make_unique<child_cell>(std::move(d), path_, r.spec.id, r.incarnation, cex,
+                                           &spec_);
   std::string why;
   std::optional<asio::awaitable<void>> run;
   try {
-    start_result res = r.spec.start(ctx);
+    start_result res = r.spec.start(cell->ctx);
     if (res.ok()) {
       run.emplace(res.take_run());
     } else {
@@ -142,7 +154,7 @@ bool supervisor_impl::start_incarnation(child_record& r, std::string* failure) {
   r.run = st;
   r.ex = cex;
   by_device_[r.dev] = &r;
-  asio::co_spawn(cex, child_body(std::move(cell), std::move(id_copy), std::move(*run), st),
+  asio::co_spawn(cex, child_body(std::move(cell), std::move(*run), st),
                  asio::bind_cancellation_slot(st->cancel.slot(), asio::detached));
   return true;
 }
@@ -201,17 +213,21 @@ asio::awaitable<void> supervisor_impl::drain() {
 }
 
 asio::awaitable<void> supervisor_impl::run() {
-  auto self = shared_from_this();
-  while (!stopping_) {
-    co_await drain();
-    if (stopping_) break;
-    idle_ = true;
-    auto [ec, m] = co_await receive();
-    idle_ = false;
-    if (!ec) note(m, nullptr);
+  // The coroutine owns the supervisor: a member coroutine would only keep `this`.
+  return loop(shared_from_this());
+}
+
+asio::awaitable<void> supervisor_impl::loop(std::shared_ptr<supervisor_impl> self) {
+  while (!self->stopping_) {
+    co_await self->drain();
+    if (self->stopping_) break;
+    self->idle_ = true;
+    auto [ec, m] = co_await self->receive();
+    self->idle_ = false;
+    if (!ec) self->note(m, nullptr);
   }
-  co_await stop_all();
-  finish();
+  co_await self->stop_all();
+  self->finish();
 }
 
 // ------------------------------------------------------------ stopping ----

@@ -95,6 +95,8 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   void api_stop(bool request, handler_t<supervisor_exit> h);
 
  private:
+  static boost::asio::awaitable<void> loop(std::shared_ptr<supervisor_impl> self);
+
   // mailbox
   boost::asio::awaitable<std::tuple<boost::system::error_code, message>> receive();
   void wake();

@@ -35,16 +35,16 @@ struct supervisor_spec {
   /// first restartable exit ends it. `period` must be positive.
   std::uint32_t max_restarts = 3;
   std::chrono::nanoseconds period = std::chrono::seconds(5);
-  std::vector<child_spec> children;
+  std::vector<child_spec> children{};
 
   // --- options, inherited by nested supervisors when left empty ---
-  std::shared_ptr<supervisor_clock> clock;  ///< default: steady_supervisor_clock()
+  std::shared_ptr<supervisor_clock> clock{};  ///< default: steady_supervisor_clock()
   /// Where reports go; default: the spdlog logger "backplane" (created on
   /// stderr if it does not exist). Pass a logger with a null sink to mute.
-  std::shared_ptr<spdlog::logger> logger;
+  std::shared_ptr<spdlog::logger> logger{};
   report_format format = report_format::text;
   /// Receives every event as a value (metrics, tests), on the supervisor's executor.
-  std::function<void(supervisor_event const&)> observer;
+  std::function<void(supervisor_event const&)> observer{};
   /// Run each child on its own strand of the supervisor's executor. Needed on
   /// a multi-threaded context; a single-threaded one can turn it off.
   bool child_strands = true;
