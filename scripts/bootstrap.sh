@@ -73,10 +73,11 @@ build() {
   cmake --build "${build_root}/${name}" -j "$jobs" "$@"
 }
 
+# run_ctest <name> [launcher...]: the tests of a build tree, run through `launcher` if given.
 run_ctest() {
   local name="$1"
   shift
-  ctest --test-dir "${build_root}/${name}" --output-on-failure -j "$jobs" "$@"
+  (cd "${build_root}/${name}" && "$@" ctest --output-on-failure -j "$jobs")
 }
 
 cmd_example() {
@@ -117,7 +118,7 @@ tsan_launcher() {
     echo "${norandom[*]}"
     return
   fi
-  "${dir}/probe" || true
+  "${dir}/probe" >&2 || true
   die "ThreadSanitizer programs cannot run on this machine, even with ASLR off"
 }
 
@@ -134,18 +135,21 @@ sanitize_address() {
 }
 
 sanitize_thread() {
-  local launcher
-  launcher="$(tsan_launcher)"
-  [[ -n "$launcher" ]] && say "TSan: this kernel needs ASLR off; running under '${launcher}'"
+  local prefix launcher=()
+  prefix="$(tsan_launcher)"
+  if [[ -n "$prefix" ]]; then
+    read -r -a launcher <<<"$prefix"
+    say "TSan: this kernel needs ASLR off; running under '${prefix}'"
+  fi
   say "TSan: configuring ${build_root}/tsan"
   configure tsan -DBACKPLANE_SANITIZE=thread \
     -DBACKPLANE_BUILD_EXAMPLES=OFF -DBACKPLANE_BUILD_BENCH=OFF -DBACKPLANE_INSTALL=OFF
   say "TSan: building the tests"
   # The build runs the test binaries to discover their tests, so it needs the launcher too.
-  $launcher cmake --build "${build_root}/tsan" -j "$jobs"
+  "${launcher[@]}" cmake --build "${build_root}/tsan" -j "$jobs"
   say "TSan: running the test suite"
   TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}" \
-    $launcher ctest --test-dir "${build_root}/tsan" --output-on-failure -j "$jobs"
+    run_ctest tsan "${launcher[@]}"
 }
 
 cmd_sanitize() {
@@ -177,7 +181,7 @@ cmd_consumer() {
   [[ "$found" == "$prefix"/* ]] || die "the consumer found backplane in '${found}', not in ${prefix}"
   cmake --build "${build_root}/consumer" -j "$jobs"
   say "running the consumer"
-  ctest --test-dir "${build_root}/consumer" --output-on-failure
+  run_ctest consumer
 }
 
 cmd_bench() {
