@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace backplane {
 
 std::string_view to_string(supervisor_event_kind k) noexcept {
@@ -42,16 +44,28 @@ std::string quoted_json(std::string_view s) {
 }
 
 std::string device_text(device_id id) { return id ? to_string(id) : std::string("none"); }
+
+/// logfmt: a value stays bare unless a space, quote, '=' or control
+/// character would make the line ambiguous.
+std::string logfmt_value(std::string_view s) {
+  bool const bare = !s.empty() && std::none_of(s.begin(), s.end(), [](char c) {
+    return c == ' ' || c == '"' || c == '=' || c == '\\' || static_cast<unsigned char>(c) < 0x20;
+  });
+  return bare ? std::string(s) : quoted_json(s);
+}
 }  // namespace
 
 std::string format_text(supervisor_event const& e) {
-  // key=value pairs: greppable, and `reason` is quoted because it has spaces.
+  // key=value pairs (logfmt): greppable; `reason` is always quoted, other
+  // values when they need it.
   return fmt::format(
       "supervisor={} child={} device={} incarnation={} event={} reason={} restarts={}/{} "
       "period={}ms action={}",
-      e.supervisor, e.child.empty() ? "-" : e.child, device_text(e.device), e.incarnation,
-      to_string(e.event), quoted_json(e.reason), e.restarts, e.max_restarts,
-      std::chrono::duration_cast<std::chrono::milliseconds>(e.period).count(), e.action);
+      logfmt_value(e.supervisor), e.child.empty() ? "-" : logfmt_value(e.child),
+      device_text(e.device), e.incarnation, to_string(e.event), quoted_json(e.reason),
+      e.restarts, e.max_restarts,
+      std::chrono::duration_cast<std::chrono::milliseconds>(e.period).count(),
+      logfmt_value(e.action));
 }
 
 std::string format_json(supervisor_event const& e) {

@@ -1,10 +1,17 @@
 #pragma once
-// OTP's restart intensity in O(1): only the newest max_restarts + 1 restart
-// times can decide whether more than max_restarts fall within the period,
-// so a ring of that many replaces OTP's ever-growing list.
+// OTP's restart intensity with O(1) amortised cost per restart: restart times
+// arrive in order, so the ones older than the period leave from the front and
+// never come back (each time is added once and dropped once), and a window
+// holding more than max_restarts means the limit is exceeded. OTP keeps and
+// walks the whole list instead.
+//
+// The ring grows with the restarts actually recorded (at most max_restarts + 1
+// of them), never with the limit itself: max_restarts = 4'000'000'000 costs
+// nothing until restarts happen.
 
 #include <backplane/supervisor/clock.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -16,24 +23,22 @@ class restart_window {
   using duration = supervisor_clock::duration;
 
   restart_window(std::uint32_t max_restarts, duration period)
-      : ring_(static_cast<std::size_t>(max_restarts) + 1), period_(period) {}
+      : max_(max_restarts), period_(period) {}
 
   /// Records a restart at `now`; true if that makes more than max_restarts
   /// within the period (OTP keeps restarts with now - t <= period).
-  bool add(time_point now) noexcept {
-    ring_[head_] = now;
-    head_ = (head_ + 1) % ring_.size();
-    if (size_ < ring_.size()) ++size_;
-    // The oldest of the newest max+1 restarts is at head_ once the ring is full.
-    return size_ == ring_.size() && now - ring_[head_] <= period_;
+  bool add(time_point now) {
+    drop_expired(now);
+    if (size_ > max_) pop_front();  // only after a refused restart; keeps size <= max + 1
+    push_back(now);
+    return size_ > max_;
   }
 
   /// Restarts that still count at `now`.
   [[nodiscard]] std::uint32_t in_window(time_point now) const noexcept {
-    std::uint32_t n = 0;
-    for (std::size_t i = 0; i < size_; ++i)
-      if (now - at(i) <= period_) ++n;
-    return n;
+    std::size_t i = 0;
+    while (i < size_ && now - at(i) > period_) ++i;
+    return static_cast<std::uint32_t>(size_ - i);
   }
 
   /// Until the oldest restart that still counts leaves the window.
@@ -43,22 +48,43 @@ class restart_window {
     return duration::zero();
   }
 
-  [[nodiscard]] std::uint32_t max_restarts() const noexcept {
-    return static_cast<std::uint32_t>(ring_.size() - 1);
-  }
+  [[nodiscard]] std::uint32_t max_restarts() const noexcept { return max_; }
   [[nodiscard]] duration period() const noexcept { return period_; }
 
  private:
   /// i-th oldest stored restart.
   [[nodiscard]] time_point at(std::size_t i) const noexcept {
-    std::size_t oldest = (head_ + ring_.size() - size_) % ring_.size();
-    return ring_[(oldest + i) % ring_.size()];
+    return ring_[(head_ + i) & (ring_.size() - 1)];
+  }
+
+  void drop_expired(time_point now) noexcept {
+    while (size_ > 0 && now - at(0) > period_) pop_front();
+  }
+
+  void pop_front() noexcept {
+    head_ = (head_ + 1) & (ring_.size() - 1);
+    --size_;
+  }
+
+  void push_back(time_point t) {
+    if (size_ == ring_.size()) grow();
+    ring_[(head_ + size_) & (ring_.size() - 1)] = t;
+    ++size_;
+  }
+
+  void grow() {
+    // Power-of-two capacity so that indexing is a mask.
+    std::vector<time_point> bigger(std::max<std::size_t>(4, ring_.size() * 2));
+    for (std::size_t i = 0; i < size_; ++i) bigger[i] = at(i);
+    ring_ = std::move(bigger);
+    head_ = 0;
   }
 
   std::vector<time_point> ring_;
-  duration period_;
   std::size_t head_ = 0;
   std::size_t size_ = 0;
+  std::uint32_t max_;
+  duration period_;
 };
 
 }  // namespace backplane::detail

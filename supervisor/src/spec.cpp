@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <stdexcept>
 #include <unordered_set>
 
@@ -29,13 +30,16 @@ void validate(child_spec const& spec) {
     auto const& b = *spec.backoff;
     if (b.initial < std::chrono::nanoseconds::zero() || b.max < b.initial)
       throw std::invalid_argument(fmt::format(
-          "backplane: child '{}' backoff needs 0 <= initial <= max", spec.id));
-    if (!(b.multiplier >= 1.0))
+          "backplane: child '{}' backoff needs 0 <= initial <= max (initial = {}ns, max = {}ns)",
+          spec.id, b.initial.count(), b.max.count()));
+    if (!(b.multiplier >= 1.0) || !std::isfinite(b.multiplier))
       throw std::invalid_argument(
-          fmt::format("backplane: child '{}' backoff multiplier must be >= 1", spec.id));
+          fmt::format("backplane: child '{}' backoff multiplier must be finite and >= 1 (got {})",
+                      spec.id, b.multiplier));
     if (!(b.jitter >= 0.0 && b.jitter <= 1.0))
       throw std::invalid_argument(
-          fmt::format("backplane: child '{}' backoff jitter must be within [0, 1]", spec.id));
+          fmt::format("backplane: child '{}' backoff jitter must be within [0, 1] (got {})",
+                      spec.id, b.jitter));
     if (b.reset_after < std::chrono::nanoseconds::zero())
       throw std::invalid_argument(
           fmt::format("backplane: child '{}' backoff reset_after must not be negative", spec.id));
@@ -47,12 +51,13 @@ void validate(supervisor_spec const& spec) {
     throw std::invalid_argument(
         "backplane: supervisor_spec.name must be non-empty and contain no '/'; it is one element "
         "of the supervisor path");
-  if (spec.period <= std::chrono::nanoseconds::zero())
+  if (spec.period < std::chrono::nanoseconds::zero() ||
+      (spec.period == std::chrono::nanoseconds::zero() && spec.max_restarts > 0))
     throw std::invalid_argument(fmt::format(
-        "backplane: supervisor '{}' has period {}ns; the restart period must be positive (OTP "
-        "default: max_restarts = 3 in period = 5s; max_restarts = 0 with any positive period "
-        "means 'never restart')",
-        spec.name, spec.period.count()));
+        "backplane: supervisor '{}' allows {} restarts in a period of {}ns; the restart period "
+        "must be positive (OTP's default: max_restarts = 3 in period = 5s; max_restarts = 0 "
+        "means 'never restart', with any period)",
+        spec.name, spec.max_restarts, spec.period.count()));
   std::unordered_set<std::string> ids;
   for (auto const& c : spec.children) {
     validate(c);

@@ -19,8 +19,9 @@ boost::system::result<supervisor, start_failure> supervisor::start(executor_type
                                                         nullptr);
   auto failure = impl->start_declared();
   // Either way the supervisor runs: to supervise, or to stop what it started.
-  asio::co_spawn(impl->executor(), impl->run(), asio::detached);
+  asio::co_spawn(impl->executor(), impl->run(impl), asio::detached);
   if (failure) return std::move(*failure);
+  impl->started();
   return supervisor(std::move(impl));
 }
 

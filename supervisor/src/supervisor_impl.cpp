@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace asio = boost::asio;
 
@@ -37,39 +38,44 @@ std::shared_ptr<spdlog::logger> default_logger() {
   }
 }
 
-std::string millis(nanoseconds d) {
-  return fmt::format("{}ms", std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+/// "200ms", "1500us", "3ns": the largest unit that shows `d` exactly.
+std::string duration_text(nanoseconds d) {
+  using namespace std::chrono;
+  if (d.count() % 1'000'000 == 0) return fmt::format("{}ms", duration_cast<milliseconds>(d).count());
+  if (d.count() % 1'000 == 0) return fmt::format("{}us", duration_cast<microseconds>(d).count());
+  return fmt::format("{}ns", d.count());
 }
 
-/// What a start function is handed, kept at a stable address for as long as
-/// the child's run may refer to it (a coroutine keeps references).
+/// Everything a child's run refers to, alive for as long as the run: the
+/// device, the strings and the context handed to the start function (which
+/// may be a coroutine that keeps its `child_context&`).
 struct child_cell {
-  child_cell(device d, std::string path, std::string id, std::uint64_t incarnation,
-             asio::any_io_executor ex, void const* parent)
-      : dev(std::move(d)),
-        path(std::move(path)),
-        id(std::move(id)),
-        ctx{dev, this->path, this->id, incarnation, std::move(ex), parent} {}
+  child_cell(std::string const& sup, std::string const& child, std::uint64_t inc,
+             asio::any_io_executor ex, void const* options)
+      : supervisor(sup), id(child), ctx{dev, supervisor, id, inc, std::move(ex), options} {}
   device dev;
-  std::string path;
+  std::string supervisor;
   std::string id;
   child_context ctx;
 };
 
 /// The child's whole life, as seen from its own executor.
 asio::awaitable<void> child_body(std::unique_ptr<child_cell> cell, asio::awaitable<void> run,
-                                 std::shared_ptr<child_run_state> st) {
+                                 std::shared_ptr<child_run_state> st,
+                                 std::shared_ptr<start_function const> keep) {
   std::exception_ptr thrown;
   try {
     co_await std::move(run);
   } catch (...) {
     thrown = std::current_exception();
   }
-  // Written before the disconnect: the supervisor reads it after hearing.
-  st->exception = thrown;
-  st->finished = true;
-  if (cell->dev.valid())
+  st->finished.store(true, std::memory_order_relaxed);
+  if (cell->dev.valid()) {
+    // Written before the disconnect: the supervisor reads it after hearing.
+    st->exception = thrown;
     cell->dev.disconnect(thrown ? std::optional<fault>(fault::error()) : std::nullopt);
+  }
+  (void)keep;
 }
 
 }  // namespace
@@ -85,51 +91,73 @@ supervisor_impl::supervisor_impl(asio::any_io_executor ex, supervisor_spec spec,
     if (!spec_.clock) spec_.clock = parent->clock;
     if (!spec_.logger) spec_.logger = parent->logger;
     if (!spec_.observer) spec_.observer = parent->observer;
+    if (!spec_.format) spec_.format = parent->format;
+    if (!spec_.child_strands) spec_.child_strands = parent->child_strands;
   }
   clock_ = spec_.clock ? spec_.clock : steady_supervisor_clock();
   logger_ = spec_.logger ? spec_.logger : default_logger();
   spec_.clock = clock_;
   spec_.logger = logger_;
+  json_ = spec_.format.value_or(report_format::text) == report_format::json;
+  child_strands_ = spec_.child_strands.value_or(true);
+  spec_.format = json_ ? report_format::json : report_format::text;
+  spec_.child_strands = child_strands_;
   id_ = dev_.id();
   line_ = dev_.line();
-  for (auto& c : spec_.children) {
-    auto r = std::make_unique<child_record>();
-    r->spec = c;
-    by_id_[r->spec.id] = r.get();
-    children_.push_back(std::move(r));
-  }
+  for (auto& c : spec_.children) add_record(c);
+  // The declared specs live on in the records; nested ones read `spec_` only
+  // for the inherited options.
+  spec_.children.clear();
 }
 
+void supervisor_impl::adopt_device(device d, device* home) {
+  dev_ = std::move(d);
+  set_home(home);
+  id_ = dev_.id();
+  line_ = dev_.line();
+}
 
 // ---------------------------------------------------------------- start ----
 
 std::optional<start_failure> supervisor_impl::start_declared() {
-  id_ = dev_.id();
-  line_ = dev_.line();
   for (auto& r : children_) {
-    std::string failure;
-    if (!start_incarnation(*r, &failure)) {
+    std::string why;
+    if (!start_incarnation(*r, why)) {
+      report(supervisor_event_kind::start_error, *r, why,
+             "stop the started children and fail the supervisor's start");
       stopping_ = true;
       exit_.fault = fault::error();
-      return start_failure{r->spec.id, failure};
+      return start_failure{r->spec.id, why};
     }
   }
   return std::nullopt;
 }
 
-bool supervisor_impl::start_incarnation(child_record& r, std::string* failure) {
+void supervisor_impl::started() {
+  if (spec_.on_start) spec_.on_start(supervisor_access::make(shared_from_this()));
+}
+
+child_record* supervisor_impl::add_record(child_spec spec) {
+  auto r = std::make_unique<child_record>();
+  r->start = std::make_shared<start_function const>(std::move(spec.start));
+  spec.start = nullptr;
+  r->spec = std::move(spec);
+  child_record* p = r.get();
+  by_id_[p->spec.id] = p;
+  children_.push_back(std::move(r));
+  return p;
+}
+
+bool supervisor_impl::start_incarnation(child_record& r, std::string& why) {
   ++r.incarnation;
-  device d;
-  dev_.link(d, link_mode::peer);
-  backplane::line l = d.line();
-  auto st = std::make_shared<child_run_state>();
-  asio::any_io_executor cex = spec_.child_strands ? asio::any_io_executor(asio::make_strand(ex_)) : ex_;
-  auto cell = std::make_unique<child_cell>(std::move(d), path_, r.spec.id, r.incarnation, cex,
-                                           &spec_);
-  std::string why;
+  asio::any_io_executor cex =
+      child_strands_ ? asio::any_io_executor(asio::make_strand(ex_)) : ex_;
+  auto cell = std::make_unique<child_cell>(path_, r.spec.id, r.incarnation, cex, &spec_);
+  dev_.link(cell->dev, link_mode::peer);
+  backplane::line l = cell->dev.line();
   std::optional<asio::awaitable<void>> run;
   try {
-    start_result res = r.spec.start(cell->ctx);
+    start_result res = (*r.start)(cell->ctx);
     if (res.ok()) {
       run.emplace(res.take_run());
     } else {
@@ -139,23 +167,24 @@ bool supervisor_impl::start_incarnation(child_record& r, std::string* failure) {
     why = "exception: " + describe(std::current_exception());
   }
   if (!run) {
-    // Forget it before it drops, and remember its id in case the drop was
-    // already on its way (a start function that moved the device away).
-    dev_.unlink_line(l, link_mode::peer);
-    retired_.insert(l.id());
-    r.status = child_status::stopped;
-    report(supervisor_event_kind::start_error, &r, why, "", l.id());
-    if (failure) *failure = why;
+    // Forgotten before its device drops (with the cell, below), so nobody
+    // hears of it unless the start function let it go first.
+    retire(l);
     return false;
   }
+  auto st = std::make_shared<child_run_state>();
   r.ln = l;
   r.dev = l.id();
   r.status = child_status::running;
+  r.anchor = nullptr;
   r.run = st;
   r.ex = cex;
+  if (r.spec.backoff) r.quiet_since = clock_->now();
   by_device_[r.dev] = &r;
-  asio::co_spawn(cex, child_body(std::move(cell), std::move(*run), st),
-                 asio::bind_cancellation_slot(st->cancel.slot(), asio::detached));
+  // The completion handler keeps the state, and so the cancellation signal
+  // co_spawn hooked into, alive until the coroutine is entirely done.
+  asio::co_spawn(cex, child_body(std::move(cell), std::move(*run), st, r.start),
+                 asio::bind_cancellation_slot(st->cancel.slot(), [st](std::exception_ptr) {}));
   return true;
 }
 
@@ -169,6 +198,7 @@ asio::awaitable<std::tuple<boost::system::error_code, message>> supervisor_impl:
 void supervisor_impl::wake() { wake_.emit(asio::cancellation_type::total); }
 
 void supervisor_impl::enqueue(job j) {
+  if (ended_) return;
   jobs_.push_back(std::move(j));
   wake();
 }
@@ -178,7 +208,8 @@ void supervisor_impl::note(message const& m, child_record const* target) {
     auto it = by_device_.find(gone->sender);
     if (it == by_device_.end()) {
       if (retired_.erase(gone->sender)) return;
-      // Not a child: a device we are linked to (our parent) went away.
+      // Not a child: a device that we monitor (our parent) went away. Its
+      // fault is ours, as with manage; a clean exit is forgotten.
       if (gone->fault && !stopping_) {
         stopping_ = true;
         exit_.fault = fault::cascade(gone->sender);
@@ -189,8 +220,15 @@ void supervisor_impl::note(message const& m, child_record const* target) {
     by_device_.erase(it);
     r->status = child_status::stopped;
     std::string reason = exit_reason(*r, gone->fault);
+    bool const killed = r->run && r->run->killed.load(std::memory_order_relaxed);
     r->run.reset();
-    if (r != target) exits_.push_back(exit_note{r->spec.id, r->incarnation, gone->fault, reason});
+    if (r == target) {
+      target_fault_ = gone->fault;
+      target_reason_ = std::move(reason);
+      target_killed_ = killed;
+      return;
+    }
+    exits_.push_back(exit_note{r->spec.id, r->dev, r->incarnation, gone->fault, std::move(reason)});
     return;
   }
   if (as_shutdown(m)) stopping_ = true;
@@ -212,22 +250,31 @@ asio::awaitable<void> supervisor_impl::drain() {
   }
 }
 
-asio::awaitable<void> supervisor_impl::run() {
-  // The coroutine owns the supervisor: a member coroutine would only keep `this`.
-  return loop(shared_from_this());
-}
-
-asio::awaitable<void> supervisor_impl::loop(std::shared_ptr<supervisor_impl> self) {
-  while (!self->stopping_) {
-    co_await self->drain();
-    if (self->stopping_) break;
-    self->idle_ = true;
-    auto [ec, m] = co_await self->receive();
-    self->idle_ = false;
-    if (!ec) self->note(m, nullptr);
+asio::awaitable<void> supervisor_impl::run(std::shared_ptr<supervisor_impl> self) {
+  (void)self;
+  while (!stopping_) {
+    co_await drain();
+    if (stopping_) break;
+    idle_ = true;
+    auto [ec, m] = co_await receive();
+    idle_ = false;
+    if (!ec) note(m, nullptr);
   }
-  co_await self->stop_all();
-  self->finish();
+  co_await stop_all();
+  // Children that ended on their own meanwhile: reported, never restarted,
+  // never waited for.
+  while (!exits_.empty()) {
+    decide_while_stopping(exits_.front());
+    exits_.pop_front();
+  }
+  // Calls that queued behind the shutdown learn that the supervisor is down
+  // (every job checks stopping_ first).
+  while (!jobs_.empty()) {
+    job j = std::move(jobs_.front());
+    jobs_.pop_front();
+    co_await j();
+  }
+  finish();
 }
 
 // ------------------------------------------------------------ stopping ----
@@ -235,15 +282,22 @@ asio::awaitable<void> supervisor_impl::loop(std::shared_ptr<supervisor_impl> sel
 void supervisor_impl::kill(child_record& r) {
   if (!r.run) return;
   asio::dispatch(r.ex, [st = r.run] {
-    if (!st->finished) {
-      st->killed = true;
+    if (!st->finished.load(std::memory_order_relaxed)) {
+      st->killed.store(true, std::memory_order_relaxed);
       st->cancel.emit(asio::cancellation_type::terminal);
     }
   });
 }
 
+void supervisor_impl::retire(backplane::line const& l) {
+  dev_.unlink_line(l, link_mode::peer);
+  // Unlinked, it can no longer tell us it went away; if it already did, the
+  // message is in our mailbox and must not be taken for a stranger's.
+  if (!l.connected()) retired_.insert(l.id());
+}
+
 void supervisor_impl::abandon(child_record& r) {
-  dev_.unlink_line(r.ln, link_mode::peer);
+  retire(r.ln);
   by_device_.erase(r.dev);
   r.status = child_status::stopped;
   r.run.reset();
@@ -269,11 +323,22 @@ asio::awaitable<bool> supervisor_impl::await_exit(
   co_return true;
 }
 
+void supervisor_impl::release_members(child_record const& anchor) {
+  for (auto& c : children_) {
+    if (c->anchor == &anchor && c->status == child_status::restarting) {
+      c->status = child_status::stopped;
+      c->anchor = nullptr;
+    }
+  }
+}
+
 asio::awaitable<void> supervisor_impl::stop_child(child_record& r) {
   r.restart_timer.reset();
   ++r.restart_seq;
   if (r.status != child_status::running) {
+    if (r.status == child_status::restarting) release_members(r);
     r.status = child_status::stopped;
+    r.anchor = nullptr;
     co_return;
   }
   shutdown_policy const pol = r.spec.shutdown;
@@ -283,6 +348,9 @@ asio::awaitable<void> supervisor_impl::stop_child(child_record& r) {
                                 ? pol.time()
                                 : nanoseconds(std::chrono::seconds(5));
   device_id const dev = r.dev;
+  std::uint64_t const inc = r.incarnation;
+  target_fault_.reset();
+  target_killed_ = false;
   if (pol.is_brutal()) {
     kill(r);
   } else {
@@ -291,28 +359,34 @@ asio::awaitable<void> supervisor_impl::stop_child(child_record& r) {
   std::optional<supervisor_clock::time_point> deadline;
   if (pol.is_timeout()) deadline = clock_->now() + pol.time();
   if (pol.is_brutal()) deadline = clock_->now() + grace;
-  if (co_await await_exit(r, deadline)) co_return;
-  if (!pol.is_brutal()) {
-    report(supervisor_event_kind::shutdown_error, &r,
-           fmt::format("did not stop within {} of the shutdown request", millis(pol.time())),
-           "cancel", dev);
+  bool stopped = co_await await_exit(r, deadline);
+  if (!stopped && !pol.is_brutal()) {
+    report(supervisor_event_kind::shutdown_error, r.spec.id, dev, inc,
+           fmt::format("did not stop within {} of the shutdown request",
+                       duration_text(pol.time())),
+           "cancel");
     kill(r);
-    if (co_await await_exit(r, clock_->now() + grace)) co_return;
+    stopped = co_await await_exit(r, clock_->now() + grace);
   }
-  report(supervisor_event_kind::shutdown_error, &r,
-         fmt::format("ignored cancellation for {}", millis(grace)), "abandon", dev);
-  abandon(r);
+  if (!stopped) {
+    report(supervisor_event_kind::shutdown_error, r.spec.id, dev, inc,
+           fmt::format("ignored cancellation for {}", duration_text(grace)), "abandon");
+    abandon(r);
+    co_return;
+  }
+  // OTP reports a child that, asked to stop, ended with a fault of its own.
+  if (target_fault_ && !target_killed_) {
+    report(supervisor_event_kind::shutdown_error, r.spec.id, dev, inc, target_reason_, "none");
+  }
 }
 
 asio::awaitable<void> supervisor_impl::stop_all() {
-  for (auto it = children_.rbegin(); it != children_.rend(); ++it) {
-    child_record& r = **it;
-    co_await stop_child(r);
-  }
+  for (auto it = children_.rbegin(); it != children_.rend(); ++it) co_await stop_child(**it);
 }
 
 void supervisor_impl::remove(child_record* r) {
   if (r->status == child_status::running) by_device_.erase(r->dev);
+  release_members(*r);
   by_id_.erase(r->spec.id);
   auto it = std::find_if(children_.begin(), children_.end(),
                          [r](auto const& p) { return p.get() == r; });
@@ -333,50 +407,66 @@ std::string supervisor_impl::exit_reason(child_record const& r, std::optional<fa
     case fault::kind::cascade: return "cascade from " + to_string(f->origin());
     case fault::kind::error: break;
   }
-  if (r.run && r.run->killed) return "killed: cancelled by the supervisor";
+  if (r.run && r.run->killed.load(std::memory_order_relaxed))
+    return "killed: cancelled by the supervisor";
   if (r.run && r.run->exception) return "error: " + describe(r.run->exception);
   return "error";
 }
 
-bool supervisor_impl::count_restart(child_record* r, std::string const& reason) {
-  if (!window_.add(clock_->now())) return true;
-  report(supervisor_event_kind::intensity_exceeded, r, reason,
-         "stop all children and give up", r ? r->dev : device_id{});
+void supervisor_impl::give_up(std::string const& id, device_id dev, std::uint64_t incarnation,
+                              std::string const& reason) {
+  report(supervisor_event_kind::intensity_exceeded, id, dev, incarnation, reason,
+         "stop all children and terminate with a fault");
   stopping_ = true;
   exit_.intensity_exceeded = true;
   exit_.fault = fault::error();
-  return false;
+}
+
+std::string supervisor_impl::give_up_text() const {
+  return fmt::format("supervisor {} gave up: more than {} restarts in {}", path_,
+                     window_.max_restarts(), duration_text(window_.period()));
+}
+
+void supervisor_impl::decide_while_stopping(exit_note const& n) {
+  report(supervisor_event_kind::child_terminated, n.id, n.dev, n.incarnation, n.reason,
+         "none (supervisor stopping)");
 }
 
 asio::awaitable<void> supervisor_impl::decide(exit_note n) {
-  child_record* r = find(n.id);
-  if (!r || r->incarnation != n.incarnation || r->status != child_status::stopped) co_return;
   if (stopping_) {
-    report(supervisor_event_kind::child_terminated, r, n.reason, "none (supervisor stopping)");
+    decide_while_stopping(n);
+    co_return;
+  }
+  child_record* r = find(n.id);
+  if (!r || r->dev != n.dev || r->status != child_status::stopped) {
+    // An old incarnation, already dealt with: a group restart took it along
+    // (or dropped its temporary spec) before its own exit came up.
+    report(supervisor_event_kind::child_terminated, n.id, n.dev, n.incarnation, n.reason,
+           !r                               ? "none (spec removed)"
+           : r->status == child_status::stopped ? "none (old incarnation)"
+                                                : "none (restarted with its group)");
     co_return;
   }
   bool const should_restart = r->spec.restart == restart_type::permanent ||
-                       (r->spec.restart == restart_type::transient && n.f.has_value());
+                              (r->spec.restart == restart_type::transient && n.f.has_value());
   if (!should_restart) {
     bool const temporary = r->spec.restart == restart_type::temporary;
-    report(supervisor_event_kind::child_terminated, r, n.reason,
+    report(supervisor_event_kind::child_terminated, n.id, n.dev, n.incarnation, n.reason,
            temporary ? "none (temporary: spec removed)" : "none (transient, exited cleanly)");
     if (temporary) remove(r);
     co_return;
   }
-  // Counted first, so the report shows the restart it asks for.
-  bool const within = !window_.add(clock_->now());
-  report(supervisor_event_kind::child_terminated, r, n.reason,
-         within ? "restart" : "give up: restart intensity exceeded");
-  if (!within) {
-    report(supervisor_event_kind::intensity_exceeded, r, n.reason,
-           "stop all children and terminate with a fault");
-    stopping_ = true;
-    exit_.intensity_exceeded = true;
-    exit_.fault = fault::error();
+  // Counted first, so that the report shows the restart it asks for.
+  if (window_.add(clock_->now())) {
+    report(supervisor_event_kind::child_terminated, n.id, n.dev, n.incarnation, n.reason,
+           "give up: restart intensity exceeded");
+    give_up(n.id, n.dev, n.incarnation, n.reason);
     co_return;
   }
-  co_await restart(r, true);
+  auto const delay = backoff_delay(*r);
+  report(supervisor_event_kind::child_terminated, n.id, n.dev, n.incarnation, n.reason,
+         delay > nanoseconds::zero() ? "restart in " + duration_text(delay) : "restart");
+  co_await restart_group(r, delay);
 }
 
 std::vector<child_record*> supervisor_impl::group_of(child_record* failed) {
@@ -401,8 +491,8 @@ std::vector<child_record*> supervisor_impl::group_of(child_record* failed) {
 supervisor_clock::duration supervisor_impl::backoff_delay(child_record& r) {
   if (!r.spec.backoff) return supervisor_clock::duration::zero();
   auto const& b = *r.spec.backoff;
-  auto now = clock_->now();
-  if (r.consecutive > 0 && now - r.last_restart >= b.reset_after) r.consecutive = 0;
+  auto const now = clock_->now();
+  if (now - r.quiet_since >= b.reset_after) r.consecutive = 0;
   double base = static_cast<double>(b.initial.count()) *
                 std::pow(b.multiplier, static_cast<double>(r.consecutive));
   base = std::min(base, static_cast<double>(b.max.count()));
@@ -411,36 +501,16 @@ supervisor_clock::duration supervisor_impl::backoff_delay(child_record& r) {
     std::uniform_real_distribution<double> dist(1.0 - b.jitter, 1.0 + b.jitter);
     factor = dist(rng_);
   }
-  ++r.consecutive;
-  r.last_restart = now;
-  return nanoseconds(static_cast<std::int64_t>(base * factor));
+  double const ns = std::min(base * factor, 9.0e18);
+  auto const delay = nanoseconds(static_cast<std::int64_t>(ns));
+  if (r.consecutive < std::numeric_limits<std::uint32_t>::max()) ++r.consecutive;
+  // A retry right after the attempt is not quiet; the next start resets this.
+  r.quiet_since = now + delay;
+  return delay;
 }
 
-void supervisor_impl::schedule_restart(child_record* failed, supervisor_clock::duration delay) {
-  failed->status = child_status::restarting;
-  std::uint64_t seq = ++failed->restart_seq;
-  std::string id = failed->spec.id;
-  std::weak_ptr<supervisor_impl> weak = weak_from_this();
-  auto fire = [weak, id, seq] {
-    auto self = weak.lock();
-    if (!self) return;
-    self->enqueue([self, id, seq]() -> asio::awaitable<void> {
-      child_record* r = self->find(id);
-      if (!r || r->restart_seq != seq || r->status != child_status::restarting) co_return;
-      co_await self->restart(r, false);
-    });
-  };
-  if (delay > supervisor_clock::duration::zero()) {
-    failed->restart_timer = clock_->schedule(clock_->now() + delay, ex_, std::move(fire));
-  } else {
-    // A retry goes behind whatever is already waiting (OTP's try_again_restart
-    // message), so the supervisor keeps answering while a start keeps failing.
-    asio::post(ex_, std::move(fire));
-  }
-}
-
-asio::awaitable<void> supervisor_impl::restart(child_record* failed, bool counted) {
-  if (!counted && !count_restart(failed, "restart retry")) co_return;
+asio::awaitable<void> supervisor_impl::restart_group(child_record* failed,
+                                                     supervisor_clock::duration delay) {
   std::vector<child_record*> group = group_of(failed);
   // Stop the rest of the group, last started first.
   for (auto it = group.rbegin(); it != group.rend(); ++it) {
@@ -449,49 +519,102 @@ asio::awaitable<void> supervisor_impl::restart(child_record* failed, bool counte
     if (stopping_) co_return;
   }
   // Temporary children stopped as a side effect are dropped, not restarted.
-  std::vector<child_record*> to_start;
   for (child_record* c : group) {
-    if (c != failed && c->spec.restart == restart_type::temporary) {
+    if (c == failed) {
+      c->status = child_status::restarting;
+      c->anchor = nullptr;
+    } else if (c->spec.restart == restart_type::temporary) {
       remove(c);
     } else {
-      to_start.push_back(c);
+      c->status = child_status::restarting;
+      c->anchor = failed;
     }
   }
-  if (failed->status == child_status::restarting && failed->restart_timer) co_return;
-  auto delay = backoff_delay(*failed);
-  if (delay > supervisor_clock::duration::zero() && counted) {
-    for (child_record* c : to_start) c->status = child_status::restarting;
+  if (delay > supervisor_clock::duration::zero()) {
     schedule_restart(failed, delay);
     co_return;
   }
+  co_await start_group(failed);
+}
+
+asio::awaitable<void> supervisor_impl::start_group(child_record* anchor) {
+  std::vector<child_record*> members;
+  for (auto& c : children_) {
+    if (c->status == child_status::restarting && (c.get() == anchor || c->anchor == anchor))
+      members.push_back(c.get());
+  }
   std::vector<child_record*> started;
-  for (child_record* c : to_start) {
+  for (child_record* c : members) {
     std::string why;
-    if (start_incarnation(*c, &why)) {
-      report(supervisor_event_kind::restarted, c, "", "running", c->dev);
+    if (start_incarnation(*c, why)) {
+      report(supervisor_event_kind::restarted, *c, "", "running");
       started.push_back(c);
       continue;
     }
-    // Part-way failure: undo this round, retry later (each try counts).
-    for (auto it = started.rbegin(); it != started.rend(); ++it) co_await stop_child(**it);
-    for (child_record* s : to_start) s->status = child_status::restarting;
-    failed->status = child_status::restarting;
-    schedule_restart(failed, supervisor_clock::duration::zero());
+    // This try is over; the next one counts toward intensity like any restart.
+    std::uint64_t const failed_inc = c->incarnation;
+    if (window_.add(clock_->now())) {
+      report(supervisor_event_kind::start_error, c->spec.id, device_id{}, failed_inc, why,
+             "give up: restart intensity exceeded");
+      give_up(c->spec.id, device_id{}, failed_inc, why);
+      co_return;  // stop_all stops what this round started
+    }
+    auto const delay = backoff_delay(*anchor);
+    report(supervisor_event_kind::start_error, c->spec.id, device_id{}, failed_inc, why,
+           delay > nanoseconds::zero() ? "retry in " + duration_text(delay) : "retry");
+    // A group restart that fails part-way stops what it restarted, last
+    // started first, before it tries again.
+    for (auto it = started.rbegin(); it != started.rend(); ++it) {
+      co_await stop_child(**it);
+      if (stopping_) co_return;
+    }
+    for (child_record* m : members) {
+      // Unless an exit heard meanwhile removed it or made it someone else's.
+      if (m->status == child_status::running) continue;
+      m->status = child_status::restarting;
+      m->anchor = m == anchor ? nullptr : anchor;
+    }
+    schedule_restart(anchor, delay);
     co_return;
+  }
+}
+
+void supervisor_impl::schedule_restart(child_record* anchor, supervisor_clock::duration delay) {
+  anchor->status = child_status::restarting;
+  std::uint64_t const seq = ++anchor->restart_seq;
+  std::string id = anchor->spec.id;
+  std::weak_ptr<supervisor_impl> weak = weak_from_this();
+  auto fire = [weak, id, seq] {
+    auto self = weak.lock();
+    if (!self) return;
+    // The job is only ever run by run(), which keeps the supervisor alive.
+    supervisor_impl* p = self.get();
+    p->enqueue([p, id, seq]() -> asio::awaitable<void> {
+      if (p->stopping_) co_return;
+      child_record* r = p->find(id);
+      if (!r || r->restart_seq != seq || r->status != child_status::restarting) co_return;
+      r->restart_timer.reset();
+      co_await p->start_group(r);
+    });
+  };
+  if (delay > supervisor_clock::duration::zero()) {
+    anchor->restart_timer = clock_->schedule(clock_->now() + delay, ex_, std::move(fire));
+  } else {
+    // A retry goes behind whatever is already waiting (OTP's try_again_restart
+    // message), so the supervisor keeps answering while a start keeps failing.
+    asio::post(ex_, std::move(fire));
   }
 }
 
 // -------------------------------------------------------------- reports ----
 
-void supervisor_impl::report(supervisor_event_kind kind, child_record const* r, std::string reason,
-                             std::string action, device_id dev) {
+void supervisor_impl::report(supervisor_event_kind kind, std::string const& child, device_id dev,
+                             std::uint64_t incarnation, std::string reason, std::string action) {
   supervisor_event e;
   e.supervisor = path_;
-  if (r) {
-    e.child = r->spec.id;
-    e.incarnation = r->incarnation;
-    e.device = dev ? dev : r->dev;
-  }
+  e.child = child;
+  e.device = dev;
+  e.incarnation = incarnation;
   e.event = kind;
   e.reason = std::move(reason);
   e.restarts = window_.in_window(clock_->now());
@@ -509,14 +632,18 @@ void supervisor_impl::report(supervisor_event_kind kind, child_record const* r, 
     case supervisor_event_kind::intensity_exceeded: level = spdlog::level::critical; break;
     case supervisor_event_kind::start_error: level = spdlog::level::err; break;
   }
-  if (logger_->should_log(level)) {
-    logger_->log(level, "{}", spec_.format == report_format::json ? format_json(e) : format_text(e));
-  }
+  if (logger_->should_log(level)) logger_->log(level, "{}", json_ ? format_json(e) : format_text(e));
 }
 
 void supervisor_impl::finish() {
   ended_ = true;
-  if (dev_.valid()) dev_.disconnect(exit_.fault);
+  if (home_) {
+    // A nested supervisor's run hands the device back; start_nested's body
+    // disconnects it, with the reason in an exception if we gave up.
+    *home_ = std::move(dev_);
+  } else if (dev_.valid()) {
+    dev_.disconnect(exit_.fault);
+  }
   auto waiters = std::move(exit_waiters_);
   for (auto& h : waiters) {
     asio::post(ex_, asio::append(std::move(h), boost::system::error_code{}, exit_));
@@ -535,27 +662,29 @@ boost::system::error_code err(supervisor_errc e) { return make_error_code(e); }
 }  // namespace
 
 void supervisor_impl::api_start_child(child_spec spec, handler_t<device_id> h) {
-  if (ended_ || stopping_) return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down), device_id{});
+  if (ended_ || stopping_)
+    return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down), device_id{});
   auto run_now = [this, spec = std::move(spec), h = std::move(h)]() mutable {
-    if (ended_ || stopping_) return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down), device_id{});
+    if (stopping_)
+      return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down), device_id{});
     if (child_record* r = find(spec.id)) {
-      return complete(std::move(h), ex_,
-                      err(r->status == child_status::stopped ? supervisor_errc::already_present
-                                                             : supervisor_errc::running),
-                      r->dev);
+      supervisor_errc const e = r->status == child_status::stopped   ? supervisor_errc::already_present
+                                : r->status == child_status::running ? supervisor_errc::running
+                                                                     : supervisor_errc::restarting;
+      return complete(std::move(h), ex_, err(e),
+                      r->status == child_status::running ? r->dev : device_id{});
     }
-    auto rec = std::make_unique<child_record>();
-    rec->spec = std::move(spec);
-    child_record* r = rec.get();
-    by_id_[r->spec.id] = r;
-    children_.push_back(std::move(rec));
-    if (!start_incarnation(*r, nullptr)) {
+    child_record* r = add_record(std::move(spec));
+    std::string why;
+    if (!start_incarnation(*r, why)) {
+      report(supervisor_event_kind::start_error, r->spec.id, device_id{}, r->incarnation, why,
+             "none (start_child: spec discarded)");
       remove(r);  // OTP: a failed dynamic start discards the spec
       return complete(std::move(h), ex_, err(supervisor_errc::start_failed), device_id{});
     }
     complete(std::move(h), ex_, boost::system::error_code{}, r->dev);
   };
-  if (idle_ && jobs_.empty()) {
+  if (idle_ && jobs_.empty() && exits_.empty()) {
     run_now();  // parked at the top: nothing holds a child pointer
   } else {
     auto shared = std::make_shared<decltype(run_now)>(std::move(run_now));
@@ -567,61 +696,77 @@ void supervisor_impl::api_start_child(child_spec spec, handler_t<device_id> h) {
 }
 
 void supervisor_impl::api_terminate_child(std::string id, void_handler_t h) {
-  auto self = shared_from_this();
+  if (ended_ || stopping_) return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down));
   auto shared_h = std::make_shared<void_handler_t>(std::move(h));
-  enqueue([self, id = std::move(id), shared_h]() -> asio::awaitable<void> {
-    child_record* r = self->find(id);
-    if (!r) {
-      complete(std::move(*shared_h), self->ex_, err(supervisor_errc::not_found));
+  enqueue([this, id = std::move(id), shared_h]() -> asio::awaitable<void> {
+    if (stopping_) {
+      complete(std::move(*shared_h), ex_, err(supervisor_errc::supervisor_down));
       co_return;
     }
-    co_await self->stop_child(*r);
-    if (r->spec.restart == restart_type::temporary) self->remove(r);
-    complete(std::move(*shared_h), self->ex_, boost::system::error_code{});
+    child_record* r = find(id);
+    if (!r) {
+      complete(std::move(*shared_h), ex_, err(supervisor_errc::not_found));
+      co_return;
+    }
+    co_await stop_child(*r);
+    if (r->spec.restart == restart_type::temporary) remove(r);
+    complete(std::move(*shared_h), ex_, boost::system::error_code{});
   });
 }
 
 void supervisor_impl::api_restart_child(std::string id, handler_t<device_id> h) {
-  auto self = shared_from_this();
+  if (ended_ || stopping_)
+    return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down), device_id{});
   auto shared_h = std::make_shared<handler_t<device_id>>(std::move(h));
-  enqueue([self, id = std::move(id), shared_h]() -> asio::awaitable<void> {
-    child_record* r = self->find(id);
+  enqueue([this, id = std::move(id), shared_h]() -> asio::awaitable<void> {
+    child_record* r = stopping_ ? nullptr : find(id);
     boost::system::error_code ec;
-    if (!r) {
+    std::string why;
+    if (stopping_) {
+      ec = err(supervisor_errc::supervisor_down);
+    } else if (!r) {
       ec = err(supervisor_errc::not_found);
     } else if (r->status == child_status::running) {
       ec = err(supervisor_errc::running);
     } else if (r->status == child_status::restarting) {
       ec = err(supervisor_errc::restarting);
-    } else if (!self->start_incarnation(*r, nullptr)) {
+    } else if (!start_incarnation(*r, why)) {
+      report(supervisor_event_kind::start_error, r->spec.id, device_id{}, r->incarnation, why,
+             "none (restart_child: spec kept)");
       ec = err(supervisor_errc::start_failed);  // OTP: the spec is kept
     }
-    complete(std::move(*shared_h), self->ex_, ec, ec ? device_id{} : r->dev);
+    complete(std::move(*shared_h), ex_, ec, ec ? device_id{} : r->dev);
     co_return;
   });
 }
 
 void supervisor_impl::api_delete_child(std::string id, void_handler_t h) {
-  auto self = shared_from_this();
+  if (ended_ || stopping_) return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down));
   auto shared_h = std::make_shared<void_handler_t>(std::move(h));
-  enqueue([self, id = std::move(id), shared_h]() -> asio::awaitable<void> {
-    child_record* r = self->find(id);
+  enqueue([this, id = std::move(id), shared_h]() -> asio::awaitable<void> {
+    child_record* r = stopping_ ? nullptr : find(id);
     boost::system::error_code ec;
-    if (!r) {
+    if (stopping_) {
+      ec = err(supervisor_errc::supervisor_down);
+    } else if (!r) {
       ec = err(supervisor_errc::not_found);
     } else if (r->status == child_status::running) {
       ec = err(supervisor_errc::running);
     } else if (r->status == child_status::restarting) {
       ec = err(supervisor_errc::restarting);
     } else {
-      self->remove(r);
+      remove(r);
     }
-    complete(std::move(*shared_h), self->ex_, ec);
+    complete(std::move(*shared_h), ex_, ec);
     co_return;
   });
 }
 
 void supervisor_impl::api_which_children(handler_t<std::vector<child_info>> h) {
+  if (ended_) {
+    return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down),
+                    std::vector<child_info>{});
+  }
   std::vector<child_info> out;
   out.reserve(children_.size());
   for (auto const& c : children_) {
@@ -638,18 +783,25 @@ void supervisor_impl::api_which_children(handler_t<std::vector<child_info>> h) {
 }
 
 void supervisor_impl::api_count_children(handler_t<child_counts> h) {
+  if (ended_) return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down), child_counts{});
   child_counts n;
   n.specs = children_.size();
   for (auto const& c : children_) {
     if (c->status == child_status::running) ++n.active;
-    if (c->spec.kind == child_kind::supervisor) ++n.supervisors;
-    else ++n.workers;
+    if (c->spec.kind == child_kind::supervisor) {
+      ++n.supervisors;
+    } else {
+      ++n.workers;
+    }
   }
   complete(std::move(h), ex_, boost::system::error_code{}, n);
 }
 
 void supervisor_impl::api_budget(handler_t<restart_budget> h) {
-  auto now = clock_->now();
+  if (ended_) {
+    return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down), restart_budget{});
+  }
+  auto const now = clock_->now();
   restart_budget b;
   b.restarts_in_window = window_.in_window(now);
   b.max_restarts = window_.max_restarts();
@@ -669,19 +821,34 @@ void supervisor_impl::api_stop(bool request, handler_t<supervisor_exit> h) {
 
 // --------------------------------------------------------------- nested ----
 
+namespace {
+/// A nested supervisor's life as its parent sees it: the run, then the
+/// device's disconnect with the way it ended.
+asio::awaitable<void> nested_life(std::shared_ptr<supervisor_impl> impl, device* home) {
+  co_await impl->run(impl);
+  supervisor_exit const e = impl->exit();
+  // child_body disconnects with fault::error and the parent reports this.
+  if (e.intensity_exceeded) throw restart_intensity_exceeded(impl->give_up_text());
+  if (e.fault && home->valid()) home->disconnect(*e.fault);
+}
+}  // namespace
+
 start_result start_nested(supervisor_spec const& spec, child_context& ctx) {
   auto const* parent = static_cast<supervisor_spec const*>(ctx.parent_options);
   auto impl = std::make_shared<supervisor_impl>(ctx.executor, spec, ctx.supervisor + "/" + ctx.id,
                                                 parent);
-  impl->adopt_device(std::move(ctx.device));
+  // Before its children link to it.
+  impl->adopt_device(std::move(ctx.device), nullptr);
   auto failure = impl->start_declared();
-  // Either way the supervisor runs: to supervise, or to stop what it started.
-  auto run = impl->run();
   if (failure) {
-    asio::co_spawn(impl->executor(), std::move(run), asio::detached);
+    // It runs on to stop what it started, then disconnects the device, which
+    // the parent has unlinked by then.
+    asio::co_spawn(impl->executor(), impl->run(impl), asio::detached);
     return start_error{fmt::format("failed_to_start_child {}: {}", failure->id, failure->reason)};
   }
-  return run;
+  impl->set_home(&ctx.device);
+  impl->started();
+  return nested_life(std::move(impl), &ctx.device);
 }
 
 }  // namespace backplane::detail

@@ -3,9 +3,14 @@
 //
 // One coroutine (run) owns the supervisor's device and is the only reader of
 // its mailbox. Everything else that must reach it (API calls, timers, restart
-// retries) runs on the same strand, queues a job and interrupts the pending
+// retries) runs on the same executor, queues a job and interrupts the pending
 // receive through per-operation cancellation: only the backplane's public API
 // is used, as the design requires.
+//
+// While a decision or a job awaits (stopping a child waits for its exit),
+// child records are held by pointer, so only jobs, run one at a time between
+// decisions, add or remove records; a child's exit heard meanwhile is noted
+// and decided afterwards.
 
 #include "restart_window.hpp"
 
@@ -19,6 +24,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -34,28 +40,39 @@ namespace backplane::detail {
 /// Shared by a child's run coroutine and its record.
 struct child_run_state {
   boost::asio::cancellation_signal cancel;  // brutal kill; emitted on the child's executor
-  std::exception_ptr exception;             // what the run threw, written before disconnect
-  bool finished = false;                    // on the child's executor
-  bool killed = false;                      // on the child's executor
+  /// What the run threw; written only by a body that then disconnects the
+  /// device itself, so the supervisor reads it after hearing the exit.
+  std::exception_ptr exception;
+  std::atomic<bool> finished{false};
+  std::atomic<bool> killed{false};  // the supervisor cancelled it
 };
 
 struct child_record {
-  child_spec spec;
+  child_spec spec;  // without its start function, which is in `start`
+  /// Shared with every running incarnation: a start function that is a
+  /// coroutine lambda keeps using its closure after the record is gone.
+  std::shared_ptr<start_function const> start;
   child_status status = child_status::stopped;
   line ln;
   device_id dev;
   std::uint64_t incarnation = 0;
   std::shared_ptr<child_run_state> run;
   boost::asio::any_io_executor ex;
-  std::uint32_t consecutive = 0;  // backoff step
-  supervisor_clock::time_point last_restart{};
+  // backoff
+  std::uint32_t consecutive = 0;
+  supervisor_clock::time_point quiet_since{};  // last start, or next attempt
+  // a pending restart (status restarting)
   std::unique_ptr<supervisor_clock::timer> restart_timer;
   std::uint64_t restart_seq = 0;  // invalidates a scheduled restart that was overtaken
+  /// Restarting as part of this child's group restart (one_for_all,
+  /// rest_for_one); nullptr for the child the restart is for.
+  child_record* anchor = nullptr;
 };
 
 /// A child exit seen while the supervisor was busy, decided later.
 struct exit_note {
   std::string id;
+  device_id dev;
   std::uint64_t incarnation;
   std::optional<fault> f;
   std::string reason;
@@ -74,15 +91,23 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   /// Starts the declared children in order on the calling thread; on failure
   /// the started ones are left for run() to stop.
   std::optional<start_failure> start_declared();
-  /// The supervisor's whole life, after start_declared.
-  boost::asio::awaitable<void> run();
+  /// The supervisor's whole life, after start_declared. `self` keeps it alive
+  /// for as long as it runs, whoever else holds it.
+  boost::asio::awaitable<void> run(std::shared_ptr<supervisor_impl> self);
 
-  device& dev() noexcept { return dev_; }
-  void adopt_device(device d) { dev_ = std::move(d); }
+  /// For a nested supervisor: run with the device its parent made for it, and
+  /// give it back to `home` at the end instead of disconnecting it.
+  void adopt_device(device d, device* home);
+  void set_home(device* home) noexcept { home_ = home; }
   [[nodiscard]] std::string const& path() const noexcept { return path_; }
   [[nodiscard]] boost::asio::any_io_executor const& executor() const noexcept { return ex_; }
   [[nodiscard]] device_id id() const noexcept { return id_; }
   [[nodiscard]] backplane::line const& line() const noexcept { return line_; }
+  /// Calls the spec's on_start hook, if any, with a handle.
+  void started();
+  /// Once run() has returned.
+  [[nodiscard]] supervisor_exit const& exit() const noexcept { return exit_; }
+  [[nodiscard]] std::string give_up_text() const;
 
   // --- API, always called on ex_ ---
   void api_start_child(child_spec spec, handler_t<device_id> h);
@@ -95,39 +120,53 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   void api_stop(bool request, handler_t<supervisor_exit> h);
 
  private:
-  static boost::asio::awaitable<void> loop(std::shared_ptr<supervisor_impl> self);
-
   // mailbox
   boost::asio::awaitable<std::tuple<boost::system::error_code, message>> receive();
   void wake();
   void enqueue(job j);
-  /// Records what a message means; exits go to exits_ unless `target` is the
-  /// child whose exit the caller is waiting for.
+  /// Records what a message means; exits go to exits_ unless the exit is of
+  /// `target`, the child whose exit the caller is waiting for.
   void note(message const& m, child_record const* target);
   boost::asio::awaitable<void> drain();
 
   // children
   child_record* find(std::string const& id);
-  bool start_incarnation(child_record& r, std::string* failure);
+  child_record* add_record(child_spec spec);
+  /// One start of one incarnation; on failure `why` says why and the status
+  /// is left as it was.
+  bool start_incarnation(child_record& r, std::string& why);
   boost::asio::awaitable<void> stop_child(child_record& r);
   boost::asio::awaitable<bool> await_exit(child_record& r,
                                           std::optional<supervisor_clock::time_point> deadline);
   void kill(child_record& r);
   void abandon(child_record& r);
+  /// Unlinks a device we no longer watch; remembers its id if its exit may
+  /// already be in the mailbox.
+  void retire(backplane::line const& l);
+  /// Members of `anchor`'s pending group restart become plain stopped children.
+  void release_members(child_record const& anchor);
   boost::asio::awaitable<void> stop_all();
   void remove(child_record* r);
 
   // decisions
   boost::asio::awaitable<void> decide(exit_note n);
-  boost::asio::awaitable<void> restart(child_record* failed, bool counted);
+  void decide_while_stopping(exit_note const& n);
+  boost::asio::awaitable<void> restart_group(child_record* failed,
+                                             supervisor_clock::duration delay);
+  boost::asio::awaitable<void> start_group(child_record* anchor);
   std::vector<child_record*> group_of(child_record* failed);
-  void schedule_restart(child_record* failed, supervisor_clock::duration delay);
+  void schedule_restart(child_record* anchor, supervisor_clock::duration delay);
   [[nodiscard]] supervisor_clock::duration backoff_delay(child_record& r);
-  bool count_restart(child_record* r, std::string const& reason);
+  void give_up(std::string const& id, device_id dev, std::uint64_t incarnation,
+               std::string const& reason);
 
   // reports
-  void report(supervisor_event_kind kind, child_record const* r, std::string reason,
-              std::string action, device_id dev = {});
+  void report(supervisor_event_kind kind, std::string const& child, device_id dev,
+              std::uint64_t incarnation, std::string reason, std::string action);
+  void report(supervisor_event_kind kind, child_record const& r, std::string reason,
+              std::string action) {
+    report(kind, r.spec.id, r.dev, r.incarnation, std::move(reason), std::move(action));
+  }
   [[nodiscard]] std::string exit_reason(child_record const& r, std::optional<fault> f) const;
   void finish();
 
@@ -135,24 +174,38 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   supervisor_spec spec_;
   std::string path_;
   device dev_;
+  device* home_ = nullptr;  // nested: where the device goes back at the end
   device_id id_;
   backplane::line line_;
   std::shared_ptr<supervisor_clock> clock_;
   std::shared_ptr<spdlog::logger> logger_;
+  bool json_ = false;
+  bool child_strands_ = true;
   restart_window window_;
   std::vector<std::unique_ptr<child_record>> children_;  // start order
   std::unordered_map<std::string, child_record*> by_id_;
   std::unordered_map<device_id, child_record*> by_device_;
-  std::unordered_set<device_id> retired_;  // devices of failed starts, whose drop we may still hear
+  std::unordered_set<device_id> retired_;  // unlinked devices whose exit may still be queued
   boost::asio::cancellation_signal wake_;
   std::deque<job> jobs_;
   std::deque<exit_note> exits_;
+  // what the child awaited by await_exit ended with
+  std::optional<fault> target_fault_;
+  std::string target_reason_;
+  bool target_killed_ = false;
   bool idle_ = false;      // parked in the top-level receive with nothing queued
   bool stopping_ = false;  // shutdown requested or decided
   bool ended_ = false;
   supervisor_exit exit_;
   std::vector<handler_t<supervisor_exit>> exit_waiters_;
   std::minstd_rand rng_;
+};
+
+/// Makes handles (the constructor is private).
+struct supervisor_access {
+  static supervisor make(std::shared_ptr<supervisor_impl> impl) {
+    return supervisor(std::move(impl));
+  }
 };
 
 /// The start function of `supervisor_child`.

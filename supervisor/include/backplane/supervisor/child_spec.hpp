@@ -88,8 +88,10 @@ class start_result {
 
 /// What a start function is told about the child it starts. The device is
 /// the child's: linked to the supervisor before the start function runs, so
-/// no exit can be missed. It lives as long as the child's run; the run may
-/// move it (into `manage`, say).
+/// no exit can be missed. The context, its device and its strings live as
+/// long as the child's run, so a start function that is itself a coroutine
+/// taking `child_context&` may use them throughout; the run may move the
+/// device (into `manage`, say).
 struct child_context {
   backplane::device& device;
   std::string const& supervisor;  ///< the supervisor's path, e.g. "app/db"

@@ -3,6 +3,7 @@
 
 #include <boost/system/error_code.hpp>
 
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 
@@ -22,6 +23,14 @@ enum class supervisor_errc {
 [[nodiscard]] inline boost::system::error_code make_error_code(supervisor_errc e) noexcept {
   return {static_cast<int>(e), supervisor_category()};
 }
+
+/// What a nested supervisor's run throws when it gives up (too many restarts
+/// in its period), after it has stopped all its children: its parent's crash
+/// report then reads "error: backplane::restart_intensity_exceeded: ...".
+class restart_intensity_exceeded : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 /// Why a supervisor failed to start (OTP's `{failed_to_start_child, Id, Reason}`).
 struct start_failure {

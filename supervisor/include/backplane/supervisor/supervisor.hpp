@@ -64,6 +64,7 @@ struct supervisor_exit {
 
 namespace detail {
 class supervisor_impl;
+struct supervisor_access;
 }
 
 /// A handle to a running supervisor. Copyable; the supervisor runs until it
@@ -196,6 +197,7 @@ class supervisor {
   static void budget(impl_ptr const&, handler_t<restart_budget>);
   static void stop(impl_ptr const&, bool request, handler_t<supervisor_exit>);
 
+  friend struct detail::supervisor_access;
   explicit supervisor(impl_ptr impl) noexcept : impl_(std::move(impl)) {}
   impl_ptr impl_;
 };

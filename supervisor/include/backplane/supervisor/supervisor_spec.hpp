@@ -11,10 +11,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace backplane {
+
+class supervisor;
 
 /// Which children restart when one of them has to (OTP's strategies).
 enum class restart_strategy : std::uint8_t {
@@ -32,7 +35,9 @@ struct supervisor_spec {
   restart_strategy strategy = restart_strategy::one_for_one;
   /// Restart intensity: more than `max_restarts` restarts within `period`
   /// stops every child and ends the supervisor with a fault. 0 means the
-  /// first restartable exit ends it. `period` must be positive.
+  /// first restartable exit ends it. `period` must be positive, except with
+  /// `max_restarts == 0`, where it does not matter. Memory for the restart
+  /// history grows with the restarts actually made, never with the limit.
   std::uint32_t max_restarts = 3;
   std::chrono::nanoseconds period = std::chrono::seconds(5);
   std::vector<child_spec> children{};
@@ -42,12 +47,22 @@ struct supervisor_spec {
   /// Where reports go; default: the spdlog logger "backplane" (created on
   /// stderr if it does not exist). Pass a logger with a null sink to mute.
   std::shared_ptr<spdlog::logger> logger{};
-  report_format format = report_format::text;
-  /// Receives every event as a value (metrics, tests), on the supervisor's executor.
+  /// Default: text, or the parent's for a nested supervisor.
+  std::optional<report_format> format;
+  /// Receives every event as a value (metrics, tests), on the supervisor's
+  /// executor. Nested supervisors inherit it and run on their own strands, so
+  /// in a tree on a multi-threaded context it must be thread-safe.
   std::function<void(supervisor_event const&)> observer{};
   /// Run each child on its own strand of the supervisor's executor. Needed on
   /// a multi-threaded context; a single-threaded one can turn it off.
-  bool child_strands = true;
+  /// Default: true, or the parent's for a nested supervisor.
+  std::optional<bool> child_strands;
+  /// Called with the supervisor's handle each time it has started its
+  /// children (a nested one after every restart, so the handle is always the
+  /// current incarnation's): how a program reaches a nested supervisor's
+  /// runtime API. Runs synchronously, on the thread that starts the
+  /// supervisor (the parent's executor for a nested one). Not inherited.
+  std::function<void(supervisor const&)> on_start;
 };
 
 /// Throws std::invalid_argument saying what is wrong and what to do:
