@@ -1,22 +1,126 @@
 #pragma once
 // A supervisor test bench: one io_context driven by hand, a manual clock,
-// a muted logger, and every event recorded as a value.
+// a muted logger, every event recorded as a value, synchronous wrappers for
+// the runtime API, and "puppets": children that end the way a test tells
+// them to, logging when they start and stop.
 
 #include "support/run_until_idle.hpp"
 
 #include <backplane/backplane.hpp>
 #include <backplane/supervisor.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace backplane::test {
+
+using namespace std::chrono_literals;
+
+/// A work for manage that never finishes by itself.
+inline boost::asio::awaitable<boost::system::result<void, int>> forever_result() {
+  co_await forever();
+  co_return boost::system::result<void, int>();
+}
+
+/// How a puppet ends when told to.
+enum class ending {
+  clean,      ///< its run returns normally
+  error,      ///< its work returns an error under manage (fault::error)
+  exception,  ///< its run throws std::runtime_error("boom")
+};
+
+/// One incarnation of a puppet.
+struct puppet_state {
+  explicit puppet_state(boost::asio::any_io_executor ex)
+      : timer(std::move(ex), boost::asio::steady_timer::time_point::max()) {}
+  boost::asio::steady_timer timer;
+  ending how = ending::clean;
+  backplane::line line;
+  std::uint64_t incarnation = 0;
+  bool running = true;
+};
+
+/// Children whose lives the test controls. Log lines: "start a", then one of
+/// "stop a" (asked to stop: shutdown request), "kill a" (cancelled),
+/// "crash a" (faulted under manage: error or cascade), "end a" (told to end
+/// cleanly or by throwing).
+class puppets {
+ public:
+  std::vector<std::string> log;
+  std::map<std::string, std::shared_ptr<puppet_state>> current;
+  std::map<std::string, int> starts;
+
+  /// A puppet child. If `depends_on` is given, the puppet monitors it (so
+  /// its fault cascades into the puppet).
+  child_spec spec(std::string id, restart_type restart = restart_type::permanent,
+                  std::optional<backplane::line> depends_on = std::nullopt) {
+    return worker(
+        id,
+        [this, id, depends_on](child_context& c) -> boost::asio::awaitable<void> {
+          return life(c, id, depends_on);
+        },
+        restart);
+  }
+
+  /// Ends the current incarnation of `id` the way given.
+  void end(std::string const& id, ending how) {
+    auto& p = current.at(id);
+    ASSERT_TRUE(p->running) << id << " is not running";
+    p->how = how;
+    p->timer.cancel();
+  }
+
+  [[nodiscard]] backplane::line line(std::string const& id) const { return current.at(id)->line; }
+  [[nodiscard]] bool running(std::string const& id) const {
+    auto it = current.find(id);
+    return it != current.end() && it->second->running;
+  }
+  void clear_log() { log.clear(); }
+
+ private:
+  static boost::asio::awaitable<boost::system::result<void, int>> wait(
+      std::shared_ptr<puppet_state> p) {
+    (void)co_await p->timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    if (p->how == ending::error) co_return boost::system::result<void, int>(7);
+    co_return boost::system::result<void, int>();
+  }
+
+  boost::asio::awaitable<void> life(child_context& c, std::string id,
+                                    std::optional<backplane::line> dep) {
+    auto p = std::make_shared<puppet_state>(c.executor);
+    p->line = c.device.line();
+    p->incarnation = c.incarnation;
+    current[id] = p;
+    ++starts[id];
+    log.push_back("start " + id);
+    // A dependency that is already gone (a restart after a cascade) is not linked.
+    if (dep) (void)c.device.link_line(*dep, link_mode::monitor);
+    auto r = co_await part_manage(std::move(c.device), wait(p));
+    p->running = false;
+    if (!r) {
+      auto const& cr = r.error();
+      log.push_back((cr.is_power_off() ? "stop " : cr.is_panic() ? "kill " : "crash ") + id);
+      co_return;
+    }
+    log.push_back("end " + id);
+    c.device = std::move(r->device);
+    if (p->how == ending::exception) throw std::runtime_error("boom");
+  }
+};
 
 class supervisor_fixture : public ::testing::Test {
  protected:
@@ -25,6 +129,7 @@ class supervisor_fixture : public ::testing::Test {
   std::vector<supervisor_event> events;
   std::shared_ptr<spdlog::logger> logger =
       std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
+  puppets kids;
 
   supervisor_spec spec(std::string name = "sup") {
     supervisor_spec s;
@@ -38,12 +143,127 @@ class supervisor_fixture : public ::testing::Test {
 
   std::size_t idle() { return run_until_idle(ctx); }
 
+  /// Starts a supervisor that must start, and runs until idle.
+  supervisor start(supervisor_spec s) {
+    auto r = supervisor::start(ctx.get_executor(), std::move(s));
+    if (!r) {
+      ADD_FAILURE() << "supervisor did not start: " << r.error().id << ": " << r.error().reason;
+      throw std::runtime_error("supervisor did not start");
+    }
+    idle();
+    return *r;
+  }
+
   std::vector<supervisor_event> of_kind(supervisor_event_kind k) const {
     std::vector<supervisor_event> out;
     for (auto const& e : events)
       if (e.event == k) out.push_back(e);
     return out;
   }
+  std::vector<supervisor_event> of_child(std::string const& id) const {
+    std::vector<supervisor_event> out;
+    for (auto const& e : events)
+      if (e.child == id) out.push_back(e);
+    return out;
+  }
+
+  // --- the runtime API, synchronously (post, then run until idle) ---
+
+  template <class T>
+  struct reply {
+    bool done = false;
+    boost::system::error_code ec;
+    T value{};
+  };
+
+  // Replies live in shared_ptrs: a handler that runs late (a bug the test
+  // reports) must not write to a dead frame.
+  template <class T>
+  reply<T> wait_reply(std::shared_ptr<reply<T>> const& r) {
+    idle();
+    EXPECT_TRUE(r->done) << "no reply";
+    return *r;
+  }
+  template <class T>
+  static auto value_handler(std::shared_ptr<reply<T>> const& r) {
+    return [r](boost::system::error_code ec, T v) { *r = {true, ec, std::move(v)}; };
+  }
+  static auto void_handler(std::shared_ptr<reply<int>> const& r) {
+    return [r](boost::system::error_code ec) { *r = {true, ec, 0}; };
+  }
+
+  reply<std::vector<child_info>> which_ec(supervisor& s) {
+    auto r = std::make_shared<reply<std::vector<child_info>>>();
+    s.async_which_children(value_handler(r));
+    return wait_reply(r);
+  }
+  std::vector<child_info> which(supervisor& s) {
+    auto r = which_ec(s);
+    EXPECT_FALSE(r.ec) << r.ec.message();
+    return r.value;
+  }
+  /// The row for `id`, or nullopt if the supervisor has no such child.
+  std::optional<child_info> info(supervisor& s, std::string const& id) {
+    for (auto& c : which(s))
+      if (c.id == id) return c;
+    return std::nullopt;
+  }
+  std::vector<std::string> ids(supervisor& s) {
+    std::vector<std::string> out;
+    for (auto& c : which(s)) out.push_back(c.id);
+    return out;
+  }
+  reply<child_counts> counts(supervisor& s) {
+    auto r = std::make_shared<reply<child_counts>>();
+    s.async_count_children(value_handler(r));
+    return wait_reply(r);
+  }
+  reply<restart_budget> budget(supervisor& s) {
+    auto r = std::make_shared<reply<restart_budget>>();
+    s.async_restart_budget(value_handler(r));
+    return wait_reply(r);
+  }
+  reply<device_id> start_child(supervisor& s, child_spec c) {
+    auto r = std::make_shared<reply<device_id>>();
+    s.async_start_child(std::move(c), value_handler(r));
+    return wait_reply(r);
+  }
+  reply<device_id> restart_child(supervisor& s, std::string id) {
+    auto r = std::make_shared<reply<device_id>>();
+    s.async_restart_child(std::move(id), value_handler(r));
+    return wait_reply(r);
+  }
+  boost::system::error_code terminate_child(supervisor& s, std::string id) {
+    auto r = std::make_shared<reply<int>>();
+    s.async_terminate_child(std::move(id), void_handler(r));
+    return wait_reply(r).ec;
+  }
+  boost::system::error_code delete_child(supervisor& s, std::string id) {
+    auto r = std::make_shared<reply<int>>();
+    s.async_delete_child(std::move(id), void_handler(r));
+    return wait_reply(r).ec;
+  }
+  /// Stops the supervisor and runs until it has ended.
+  supervisor_exit stop(supervisor& s) {
+    auto out = std::make_shared<std::optional<supervisor_exit>>();
+    s.async_stop([out](boost::system::error_code ec, supervisor_exit e) {
+      EXPECT_FALSE(ec);
+      *out = e;
+    });
+    idle();
+    EXPECT_TRUE(*out) << "the supervisor did not stop";
+    return out->value_or(supervisor_exit{});
+  }
+  /// The supervisor's exit if it has ended (after idle), nullopt otherwise.
+  std::optional<supervisor_exit> ended(supervisor& s) {
+    // Shared: the handler may run after this returns, if the supervisor ends later.
+    auto out = std::make_shared<std::optional<supervisor_exit>>();
+    s.async_wait([out](boost::system::error_code, supervisor_exit e) { *out = e; });
+    idle();
+    return *out;
+  }
 };
+
+using strings = std::vector<std::string>;
 
 }  // namespace backplane::test
