@@ -8,11 +8,13 @@
 #include <fmt/core.h>
 
 #include <optional>
+#include <utility>
 
 int main() {
   boost::asio::io_context ctx;
-  auto sup = backplane::supervisor::start(ctx.get_executor(),
-                                          backplane::supervisor_spec{.name = "consumer"});
+  backplane::supervisor_spec spec;
+  spec.name = "consumer";
+  auto sup = backplane::supervisor::start(ctx.get_executor(), std::move(spec));
   if (!sup) {
     fmt::print("consumer: the supervisor did not start\n");
     return 1;
