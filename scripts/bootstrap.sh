@@ -8,7 +8,8 @@
 #                                      (`sanitize address` or `sanitize thread` for one of them)
 #   ./scripts/bootstrap.sh consumer    install into a scratch prefix and build and run
 #                                      tests/consumer against it, through find_package only
-#   ./scripts/bootstrap.sh bench [args] optimised build, run every benchmark binary
+#   ./scripts/bootstrap.sh bench [args] optimised build, then bench/report.py (or, without
+#                                      python3, every benchmark binary with [args])
 #
 # Environment:
 #   BACKPLANE_BUILD_ROOT  where build trees go (default: <repo>/build)
@@ -186,10 +187,17 @@ cmd_consumer() {
 
 cmd_bench() {
   ensure_packages
-  say "configuring ${build_root}/bench (Release)"
+  say "configuring ${build_root}/bench (Release, -O2)"
+  # The flags bench/README.md's figures were taken with.
   cmake -S "$repo" -B "${build_root}/bench" -G "$(generator)" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \
     -DBACKPLANE_BUILD_TESTS=OFF -DBACKPLANE_BUILD_EXAMPLES=OFF -DBACKPLANE_BUILD_BENCH=ON
   build bench
+  if [[ -f "${repo}/bench/report.py" ]] && command -v python3 >/dev/null; then
+    say "running the benchmarks through bench/report.py"
+    python3 "${repo}/bench/report.py" "${build_root}/bench/bench" "$@"
+    return
+  fi
   local b
   for b in "${build_root}"/bench/bench/*; do
     [[ -f "$b" && -x "$b" ]] || continue
