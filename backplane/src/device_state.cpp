@@ -203,23 +203,30 @@ std::optional<link_mode> link_to(state_header* h, device_id other) noexcept {
 void arm(state_header* h, waiter* w, wake_on on, boost::asio::execution_context& ctx) {
   device_state* s = full(h);
   waiter_service& svc = waiter_service::of(ctx);
+  // Listed before the waiter can be seen: once it is parked, a sender on
+  // another thread may complete it and its owner may resume, disconnect and
+  // free this state while we would still be listing it.
+  if (s->service.load(std::memory_order_acquire) != &svc) svc.enlist(s);
   bool ready;
+  boost::system::error_code ec;
   {
     std::lock_guard lock(s->mu);
-    bool message_ready = on != wake_on::work && !s->inbox.empty();
-    bool work_ready = on != wake_on::message && s->work_signal;
-    ready = message_ready || work_ready || !s->connected;
-    if (work_ready) s->work_signal = false;
-    if (!ready) {
-      s->parked = w;
-      s->waiting_for = on;
+    if (s->parked) {
+      // One wait at a time: replacing the parked waiter would lose it for ever.
+      ready = true;
+      ec = boost::asio::error::already_started;
+    } else {
+      bool message_ready = on != wake_on::work && !s->inbox.empty();
+      bool work_ready = on != wake_on::message && s->work_signal;
+      ready = message_ready || work_ready || !s->connected;
+      if (work_ready) s->work_signal = false;
+      if (!ready) {
+        s->parked = w;
+        s->waiting_for = on;
+      }
     }
   }
-  if (ready) {
-    complete(w);
-    return;
-  }
-  if (s->service.load(std::memory_order_acquire) != &svc) svc.enlist(s);
+  if (ready) complete(w, ec);
 }
 
 void cancel(state_header* h, waiter* w) noexcept {

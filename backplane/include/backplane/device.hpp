@@ -70,7 +70,9 @@ class device {
   ///
   /// The handler runs on its associated executor (a coroutine's own), posted,
   /// never inline on the sender's thread. While waiting, the operation counts
-  /// as outstanding work on that executor. One receive at a time per device.
+  /// as outstanding work on that executor. One receive at a time per device:
+  /// a receive started while another waits completes at once (posted) with
+  /// `boost::asio::error::already_started`, and the first goes on waiting.
   ///
   /// @par Per-Operation Cancellation
   /// terminal, partial and total: completes with

@@ -29,13 +29,31 @@ struct work_state {
   std::optional<value_type> value;
   std::exception_ptr exception;
   std::atomic<bool> done{false};
+  // False once the coroutine frame is gone, finished or destroyed unfinished
+  // (its execution context shut down): `signal` must not be emitted then, as
+  // what it would reach lived in that frame and that context.
+  std::atomic<bool> running{false};
   state_ref device;  // the device whose waiter hears that we finished
   boost::asio::cancellation_signal signal;
 };
 
+/// The coroutine frame's reference to its state. A parameter rather than a
+/// local, so that it is destroyed with the frame even if the body never ran.
+template <class T>
+struct work_frame_ref {
+  explicit work_frame_ref(std::shared_ptr<work_state<T>> s) noexcept : st(std::move(s)) {}
+  work_frame_ref(work_frame_ref&&) noexcept = default;
+  work_frame_ref& operator=(work_frame_ref&&) = delete;
+  ~work_frame_ref() {
+    if (st) st->running.store(false, std::memory_order_release);
+  }
+  std::shared_ptr<work_state<T>> st;
+};
+
 template <class T, class Executor>
-boost::asio::awaitable<void, Executor> run_work(std::shared_ptr<work_state<T>> st,
+boost::asio::awaitable<void, Executor> run_work(work_frame_ref<T> ref,
                                                boost::asio::awaitable<T, Executor> a) {
+  work_state<T>* st = ref.st.get();
   try {
     if constexpr (std::is_void_v<T>) {
       co_await std::move(a);
@@ -86,7 +104,8 @@ class work {
   /// Requests terminal cancellation of the running coroutine. Call it on the
   /// work's executor (the watcher's). No effect before start or after done.
   void cancel() {
-    if (started_ && !done()) state_->signal.emit(boost::asio::cancellation_type::terminal);
+    if (started_ && !done() && state_->running.load(std::memory_order_acquire))
+      state_->signal.emit(boost::asio::cancellation_type::terminal);
   }
 
   // --- used by watch / part_manage ---
@@ -103,7 +122,10 @@ class work {
     detail::add_ref(device);
     state_->device = detail::state_ref(device);
     started_ = true;
-    boost::asio::co_spawn(ex, detail::run_work<T, Executor>(state_, std::move(awaitable_)),
+    state_->running.store(true, std::memory_order_relaxed);
+    boost::asio::co_spawn(ex,
+                          detail::run_work<T, Executor>(detail::work_frame_ref<T>(state_),
+                                                        std::move(awaitable_)),
                           boost::asio::bind_cancellation_slot(state_->signal.slot(),
                                                               boost::asio::detached));
   }

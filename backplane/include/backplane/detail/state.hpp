@@ -86,9 +86,9 @@ void unlink(state_header* self, state_header* other, link_mode mode) noexcept;
 [[nodiscard]] std::optional<link_mode> link_to(state_header* s, device_id other) noexcept;
 
 /// Parks `w` until `on` is satisfied; completes it at once (posted) if it
-/// already is. `ctx` is the waiter's execution context: its shutdown destroys
-/// parked waiters so that nothing leaks when a context dies with coroutines
-/// still waiting.
+/// already is, or with `already_started` if another waiter is parked. `ctx`
+/// is the waiter's execution context: its shutdown destroys parked waiters
+/// so that nothing leaks when a context dies with coroutines still waiting.
 void arm(state_header* s, waiter* w, wake_on on, boost::asio::execution_context& ctx);
 /// Completes `w` with operation_aborted if it is still parked on `s`.
 void cancel(state_header* s, waiter* w) noexcept;
