@@ -294,6 +294,27 @@ TEST(AsyncReceive, DisconnectingTheDeviceAbortsAPendingReceive) {
   EXPECT_EQ(r->ec, asio::error::operation_aborted);
 }
 
+TEST(AsyncReceive, ASecondReceiveAtOnceFailsWithAlreadyStarted) {
+  // One receive at a time per device: a second one must not silently take
+  // the place of the first (which would then never complete, and leak).
+  asio::io_context ctx;
+  device d;
+  auto first = std::make_shared<received>();
+  auto second = std::make_shared<received>();
+  d.async_receive(asio::bind_executor(ctx, recorder(first)));
+  d.async_receive(asio::bind_executor(ctx, recorder(second)));
+  EXPECT_EQ(second->calls, 0) << "not inline, even to fail";
+  run_until_idle(ctx);
+  EXPECT_EQ(first->calls, 0);
+  EXPECT_EQ(second->calls, 1);
+  EXPECT_EQ(second->ec, asio::error::already_started);
+  d.line().request_shutdown(device_id(6));
+  run_until_idle(ctx);
+  EXPECT_EQ(first->calls, 1);
+  EXPECT_EQ(first->msg, message(backplane::shutdown{device_id(6)}));
+  EXPECT_EQ(second->calls, 1);
+}
+
 /// Counts what the wait allocates through the handler's allocator.
 struct counters {
   std::atomic<int> allocations{0};
