@@ -92,9 +92,21 @@ boost::asio::awaitable<manage_result_t<Part, T, E>, Executor> manage_loop(
     cancelled = true;
   }
   if (cancelled) co_await boost::asio::this_coro::reset_cancellation_state();
-  // The work is stopped and gone before anyone hears that we are.
+  // The work is stopped and gone before anyone hears that we are. A
+  // cancellation of this coroutine arriving meanwhile must not cut the wait
+  // short (the work would run on unseen and the device be dropped): it is
+  // absorbed here and stays pending for the caller's next wait.
+  bool const throws = co_await boost::asio::this_coro::throw_if_cancelled();
+  co_await boost::asio::this_coro::throw_if_cancelled(false);
   w.cancel();
-  while (!w.done()) co_await async_wait(s, wake_on::work, boost::asio::deferred);
+  while (!w.done()) {
+    try {
+      co_await async_wait(s, wake_on::work, boost::asio::deferred);
+    } catch (boost::system::system_error const&) {
+      // Cancelled again: the work still has to finish.
+    }
+  }
+  co_await boost::asio::this_coro::throw_if_cancelled(throws);
   d.disconnect(crashed->device_fault());
   co_return R(boost::system::in_place_error, std::move(*crashed));
 }
