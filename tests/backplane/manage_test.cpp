@@ -500,4 +500,65 @@ TEST(Manage, AWorkIgnoringCancellationHoldsUpTheCrash) {
   EXPECT_EQ(observer.try_receive(), message(disconnected{subject_id, fault::cascade(other_id)}));
 }
 
+class CancelledWhileTheWorkFinishes : public ::testing::TestWithParam<cause> {};
+
+TEST_P(CancelledWhileTheWorkFinishes, StillWaitsAndReturnsTheCrash) {
+  // The crash is decided (a cascade, or a first cancellation of the caller),
+  // the work shrugs off its cancellation, and meanwhile the caller is
+  // cancelled (again). manage must still wait for the work and return the
+  // crash: nothing may leave the work running unseen.
+  asio::io_context ctx;
+  device subject;
+  device other;
+  device gate;
+  device observer;
+  subject.link(other, link_mode::monitor);
+  observer.link(subject, link_mode::monitor);
+  auto subject_id = subject.id();
+  auto other_id = other.id();
+  int shrugs = 0;
+  std::optional<crash<app_error>> crashed;
+  std::exception_ptr escaped;
+  bool done = false;
+  asio::cancellation_signal signal;
+  asio::co_spawn(ctx, manage_into(std::move(subject), stubborn(gate, shrugs), false, crashed),
+                 asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e) {
+                   escaped = e;
+                   done = true;
+                 }));
+  run_until_idle(ctx);
+  if (GetParam() == cause::cascade) {
+    other.disconnect(fault::error());
+  } else {
+    signal.emit(asio::cancellation_type::terminal);
+  }
+  run_until_idle(ctx);
+  EXPECT_EQ(shrugs, 1);
+  EXPECT_FALSE(done);
+  signal.emit(asio::cancellation_type::terminal);
+  run_until_idle(ctx);
+  EXPECT_FALSE(done) << "the crash must wait for the work";
+  EXPECT_FALSE(observer.try_receive());
+  gate.line().request_shutdown(device_id(1));
+  run_until_idle(ctx);
+  ASSERT_TRUE(done);
+  EXPECT_FALSE(escaped) << describe(escaped);
+  ASSERT_TRUE(crashed);
+  if (GetParam() == cause::cascade) {
+    EXPECT_TRUE(crashed->is_cascade()) << fmt::format("{}", *crashed);
+    EXPECT_EQ(observer.try_receive(), message(disconnected{subject_id, fault::cascade(other_id)}));
+  } else {
+    EXPECT_TRUE(crashed->is_panic()) << fmt::format("{}", *crashed);
+    EXPECT_EQ(observer.try_receive(), message(disconnected{subject_id, fault::error()}));
+  }
+  EXPECT_FALSE(observer.try_receive());
+}
+
+INSTANTIATE_TEST_SUITE_P(Manage, CancelledWhileTheWorkFinishes,
+                         ::testing::Values(cause::cascade, cause::outer_cancel),
+                         [](auto const& info) {
+                           return info.param == cause::cascade ? "AfterACascade"
+                                                               : "AfterAFirstCancel";
+                         });
+
 }  // namespace
