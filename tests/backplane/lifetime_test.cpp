@@ -290,6 +290,28 @@ TEST(Lifetime, FirstContextDestroyedAfterTheDeviceMovedOn) {
   EXPECT_TRUE(second_called);
 }
 
+TEST(Lifetime, ContextsRebornAtTheSameAddress) {
+  // A context often reuses the storage of the one before it; the device must
+  // never reach a dead context's waiter list through a stale cache entry.
+  device d;
+  std::optional<asio::io_context> ctx;
+  for (int round = 0; round < 20; ++round) {
+    ctx.emplace();
+    int calls = 0;
+    d.async_receive(asio::bind_executor(*ctx, [&](auto, auto) { ++calls; }));
+    if (round % 2 == 0) {
+      // Complete this one; the next context is destroyed with it parked.
+      d.line().request_shutdown(device_id(1));
+      run_until_idle(*ctx);
+      EXPECT_EQ(calls, 1);
+    }
+    ctx.reset();
+    EXPECT_LE(calls, 1);
+  }
+  EXPECT_TRUE(d.line().request_shutdown(device_id(2)));
+  EXPECT_EQ(d.try_receive(), message(backplane::shutdown{device_id(2)}));
+}
+
 TEST(Lifetime, WorkOutlivesItsContext) {
   // The watcher's frame dies with the context; the work object, kept
   // outside, still thinks its coroutine runs and cancels it on destruction.

@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <latch>
@@ -204,6 +205,57 @@ TEST(Multithread, ALinkRacingADisconnectIsHeardOnceOrReportsLinkDown) {
   }
   // Both outcomes are legal; which one each pair got depends on the race.
   RecordProperty("linked_before_disconnect", static_cast<int>(linked));
+}
+
+TEST(Multithread, PeersDisconnectingAtOnceAreEachHeardOnce) {
+  // Pairs of peers disconnect at the same time on two threads, while a third
+  // links the pairs from both ends: no deadlock, no lost or doubled
+  // notification, no link left behind.
+  constexpr std::size_t pairs = 3000;
+  std::vector<device> left(pairs);
+  std::vector<device> right(pairs);
+  std::vector<device> observers(pairs);
+  std::vector<line> left_lines;
+  std::vector<line> right_lines;
+  for (std::size_t i = 0; i < pairs; ++i) {
+    left_lines.push_back(left[i].line());
+    right_lines.push_back(right[i].line());
+    left[i].link(right[i], link_mode::monitor);
+    ASSERT_FALSE(observers[i].link_line(left_lines[i], link_mode::monitor));
+    ASSERT_FALSE(observers[i].link_line(right_lines[i], link_mode::monitor));
+  }
+  std::atomic<bool> go{false};
+  auto disconnect_all = [&go](std::vector<device> owned) {
+    while (!go.load()) {
+    }
+    for (auto& d : owned) d.disconnect(fault::error());
+  };
+  std::thread a(disconnect_all, std::move(left));
+  std::thread b(disconnect_all, std::move(right));
+  std::thread linker([&] {
+    while (!go.load()) {
+    }
+    // Adds the notify side from the right: the pair may end up peers, or the
+    // link may lose the race, but it may not deadlock with the disconnects.
+    for (std::size_t i = 0; i < pairs; ++i)
+      (void)right_lines[i].link_line(left_lines[i], link_mode::monitor);
+  });
+  go = true;
+  a.join();
+  b.join();
+  linker.join();
+  for (std::size_t i = 0; i < pairs; ++i) {
+    std::vector<device_id> heard;
+    while (auto m = observers[i].try_receive()) {
+      ASSERT_EQ(as_disconnected(*m)->fault, fault::error());
+      heard.push_back(as_disconnected(*m)->sender);
+    }
+    std::sort(heard.begin(), heard.end());
+    std::vector<device_id> expected{left_lines[i].id(), right_lines[i].id()};
+    std::sort(expected.begin(), expected.end());
+    ASSERT_EQ(heard, expected) << i;
+    ASSERT_EQ(observers[i].link_count(), 0u) << i;
+  }
 }
 
 asio::awaitable<void> receive_all(device& d, std::size_t n, std::atomic<std::size_t>& total) {
