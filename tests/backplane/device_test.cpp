@@ -18,7 +18,9 @@ namespace {
 using namespace backplane;
 
 /// The message a monitor expects when `id` disconnects with `f`.
-message gone(device_id id, std::optional<fault> f) { return disconnected{id, f}; }
+message gone(device_id id, std::optional<fault> f) {
+  return disconnected{id, f};
+}
 
 TEST(Device, IsBornConnectedWithAFreshIdAndNoLinks) {
   device d;

@@ -59,7 +59,8 @@ TEST(Format, Message) {
             "disconnected #3 (drop)");
   EXPECT_EQ(fmt::format("{}", message(disconnected{device_id(3), fault::cascade(device_id(9))})),
             "disconnected #3 (cascade from #9)");
-  EXPECT_EQ(fmt::format("{}", message(backplane::shutdown{device_id(1)})), "shutdown requested by #1");
+  EXPECT_EQ(fmt::format("{}", message(backplane::shutdown{device_id(1)})),
+            "shutdown requested by #1");
 }
 
 TEST(Format, LinkError) {
@@ -69,8 +70,9 @@ TEST(Format, LinkError) {
 
 TEST(Format, CrashOfEveryKind) {
   EXPECT_EQ(fmt::format("{}", crash<int>::power_off(device_id(1))), "power_off by #1");
-  EXPECT_EQ(fmt::format("{}", crash<int>::panic(std::make_exception_ptr(std::runtime_error("boom")))),
-            "panic: std::runtime_error: boom");
+  EXPECT_EQ(
+      fmt::format("{}", crash<int>::panic(std::make_exception_ptr(std::runtime_error("boom")))),
+      "panic: std::runtime_error: boom");
   EXPECT_EQ(fmt::format("{}", crash<int>::error(7)), "error: 7");
   EXPECT_EQ(fmt::format("{}", crash<std::string>::error("disk full")), "error: disk full");
   EXPECT_EQ(fmt::format("{}", crash<custom_error>::error(custom_error{3})), "error: custom 3");
@@ -79,9 +81,8 @@ TEST(Format, CrashOfEveryKind) {
             "cascade from #7 (error)");
   EXPECT_EQ(fmt::format("{}", crash<int>::cascade(device_id(7), fault::drop())),
             "cascade from #7 (drop)");
-  EXPECT_EQ(
-      fmt::format("{}", crash<int>::cascade(device_id(7), fault::cascade(device_id(2)))),
-      "cascade from #7 (cascade from #2)");
+  EXPECT_EQ(fmt::format("{}", crash<int>::cascade(device_id(7), fault::cascade(device_id(2)))),
+            "cascade from #7 (cascade from #2)");
 }
 
 TEST(Format, AcceptsStringSpecs) {

@@ -229,9 +229,8 @@ TEST(Lifetime, DeviceOutlivesItsContext) {
   bool called = false;
   {
     asio::io_context ctx;
-    d.async_receive(asio::bind_executor(ctx, [&called, t](boost::system::error_code, message) {
-      called = true;
-    }));
+    d.async_receive(asio::bind_executor(
+        ctx, [&called, t](boost::system::error_code, message) { called = true; }));
     t.reset();
     run_until_idle(ctx);
   }

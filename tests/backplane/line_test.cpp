@@ -53,14 +53,16 @@ TEST(Line, MailboxIsFifo) {
   std::uint64_t sent = 1;
   std::uint64_t received = 1;
   for (int round = 0; round < 20; ++round) {
-    for (int i = 0; i < round % 7 + 1; ++i) EXPECT_TRUE(l.send(backplane::shutdown{device_id(sent++)}));
+    for (int i = 0; i < round % 7 + 1; ++i)
+      EXPECT_TRUE(l.send(backplane::shutdown{device_id(sent++)}));
     for (int i = 0; i < round % 5; ++i) {
       auto m = d.try_receive();
       if (!m) break;
       EXPECT_EQ(*m, message(backplane::shutdown{device_id(received++)}));
     }
   }
-  while (auto m = d.try_receive()) EXPECT_EQ(*m, message(backplane::shutdown{device_id(received++)}));
+  while (auto m = d.try_receive())
+    EXPECT_EQ(*m, message(backplane::shutdown{device_id(received++)}));
   EXPECT_EQ(sent, received);
 }
 
@@ -148,7 +150,8 @@ TEST(Line, SendsFromManyThreadsAreAllDeliveredInOrderPerSender) {
   for (int t = 0; t < threads; ++t) {
     senders.emplace_back([l, t] {
       for (std::uint64_t i = 0; i < per_thread; ++i)
-        EXPECT_TRUE(l.send(backplane::shutdown{device_id((static_cast<std::uint64_t>(t) << 32) | i)}));
+        EXPECT_TRUE(
+            l.send(backplane::shutdown{device_id((static_cast<std::uint64_t>(t) << 32) | i)}));
     });
   }
   for (auto& s : senders) s.join();

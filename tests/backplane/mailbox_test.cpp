@@ -110,7 +110,8 @@ TEST(AsyncReceive, WorksWithUseAwaitableInALoop) {
   run_until_idle(ctx);
   ASSERT_TRUE(o->done);
   ASSERT_EQ(got.size(), 50u);
-  for (std::uint64_t i = 1; i <= 50; ++i) EXPECT_EQ(got[i - 1], message(backplane::shutdown{device_id(i)}));
+  for (std::uint64_t i = 1; i <= 50; ++i)
+    EXPECT_EQ(got[i - 1], message(backplane::shutdown{device_id(i)}));
 }
 
 asio::awaitable<message> receive_deferred(device& d) {
@@ -136,7 +137,8 @@ TEST_P(AsyncReceiveCancel, AbortsAndConsumesNothing) {
   device d;
   asio::cancellation_signal signal;
   auto r = std::make_shared<received>();
-  d.async_receive(asio::bind_cancellation_slot(signal.slot(), asio::bind_executor(ctx, recorder(r))));
+  d.async_receive(
+      asio::bind_cancellation_slot(signal.slot(), asio::bind_executor(ctx, recorder(r))));
   run_until_idle(ctx);
   signal.emit(GetParam());
   EXPECT_EQ(r->calls, 0) << "cancellation must complete through the executor too";
@@ -172,7 +174,8 @@ TEST(AsyncReceive, CancelledReceiveLeavesAQueuedMessageAlone) {
   device d;
   asio::cancellation_signal signal;
   auto r = std::make_shared<received>();
-  d.async_receive(asio::bind_cancellation_slot(signal.slot(), asio::bind_executor(ctx, recorder(r))));
+  d.async_receive(
+      asio::bind_cancellation_slot(signal.slot(), asio::bind_executor(ctx, recorder(r))));
   signal.emit(asio::cancellation_type::terminal);
   // A message arriving after the cancel but before the handler runs stays.
   d.line().request_shutdown(device_id(4));
@@ -186,7 +189,8 @@ TEST(AsyncReceive, CancelAfterTheMessageArrivedDeliversIt) {
   device d;
   asio::cancellation_signal signal;
   auto r = std::make_shared<received>();
-  d.async_receive(asio::bind_cancellation_slot(signal.slot(), asio::bind_executor(ctx, recorder(r))));
+  d.async_receive(
+      asio::bind_cancellation_slot(signal.slot(), asio::bind_executor(ctx, recorder(r))));
   d.line().request_shutdown(device_id(4));
   // Too late: the wait has completed; its handler is on its way.
   signal.emit(asio::cancellation_type::terminal);

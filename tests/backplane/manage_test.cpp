@@ -40,7 +40,9 @@ asio::awaitable<work_result> pending() {
   co_return work_result(boost::system::in_place_value, 0);
 }
 
-asio::awaitable<work_result> returns(int v) { co_return work_result(boost::system::in_place_value, v); }
+asio::awaitable<work_result> returns(int v) {
+  co_return work_result(boost::system::in_place_value, v);
+}
 
 asio::awaitable<work_result> fails(app_error e) {
   co_return work_result(boost::system::in_place_error, std::move(e));
@@ -80,7 +82,8 @@ TEST(Crash, AccessorsAnswerOnlyForTheirKind) {
   for (auto const* c : {&panic, &error, &cascade}) EXPECT_EQ(c->requester(), device_id{});
   for (auto const* c : {&power, &error, &cascade}) EXPECT_FALSE(c->exception());
   for (auto const* c : {&power, &panic, &error}) EXPECT_EQ(c->cascade_origin(), device_id{});
-  for (auto const* c : {&power, &panic, &cascade}) EXPECT_THROW((void)c->error_value(), std::logic_error);
+  for (auto const* c : {&power, &panic, &cascade})
+    EXPECT_THROW((void)c->error_value(), std::logic_error);
 }
 
 TEST(Crash, DefaultIsAPowerOffByNobody) {
@@ -253,8 +256,7 @@ TEST(Manage, CascadeNamesTheOriginAndEveryMonitorHearsIt) {
   EXPECT_TRUE(cc->is_cascade());
   EXPECT_EQ(cc->cascade_origin(), b_id);
   EXPECT_EQ(cc->cascade_fault(), fault::cascade(a_id));
-  EXPECT_EQ(fmt::format("{}", *cc),
-            fmt::format("cascade from {} (cascade from {})", b_id, a_id));
+  EXPECT_EQ(fmt::format("{}", *cc), fmt::format("cascade from {} (cascade from {})", b_id, a_id));
   EXPECT_EQ(watcher.try_receive(), message(disconnected{c_id, fault::cascade(b_id)}));
   EXPECT_FALSE(watcher.try_receive());
 }
@@ -331,7 +333,9 @@ TEST(PartManage, SuccessReturnsTheDeviceForMore) {
   EXPECT_FALSE(observer.try_receive());
 }
 
-asio::awaitable<void_result> void_ok() { co_return void_result(); }
+asio::awaitable<void_result> void_ok() {
+  co_return void_result();
+}
 
 TEST(PartManage, VoidResults) {
   asio::io_context ctx;
@@ -456,11 +460,11 @@ std::string cancel_name(::testing::TestParamInfo<cancel_param> const& info) {
   return n;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Manage, WorkCancelledOnCrash,
-    ::testing::Combine(::testing::Bool(),
-                       ::testing::Values(cause::cascade, cause::power_off, cause::outer_cancel)),
-    cancel_name);
+INSTANTIATE_TEST_SUITE_P(Manage, WorkCancelledOnCrash,
+                         ::testing::Combine(::testing::Bool(),
+                                            ::testing::Values(cause::cascade, cause::power_off,
+                                                              cause::outer_cancel)),
+                         cancel_name);
 
 /// Shrugs off the first cancellation, then finishes when `gate` hears.
 asio::awaitable<work_result> stubborn(device& gate, int& shrugs) {

@@ -43,10 +43,16 @@ char const* name(op o) {
   }
   return "?";
 }
-char const* name(via v) { return v == via::device ? "Device" : "Line"; }
-char const* name(link_mode m) { return m == link_mode::monitor ? "Monitor" : "Peer"; }
+char const* name(via v) {
+  return v == via::device ? "Device" : "Line";
+}
+char const* name(link_mode m) {
+  return m == link_mode::monitor ? "Monitor" : "Peer";
+}
 
-asio::awaitable<work_result> succeeding_work() { co_return work_result(42); }
+asio::awaitable<work_result> succeeding_work() {
+  co_return work_result(42);
+}
 
 asio::awaitable<work_result> erroring_work() {
   co_return work_result(boost::system::in_place_error, "bad");
@@ -170,7 +176,8 @@ TEST_P(OtherDeviceEnds, SubjectAndObserverSeeIt) {
         EXPECT_TRUE(res.error().is_cascade()) << fmt::format("{}", res.error());
         EXPECT_EQ(res.error().cascade_origin(), other_id);
         EXPECT_EQ(res.error().cascade_fault(), *other_fault);
-        EXPECT_EQ(observer.try_receive(), message(disconnected{subject_id, fault::cascade(other_id)}));
+        EXPECT_EQ(observer.try_receive(),
+                  message(disconnected{subject_id, fault::cascade(other_id)}));
         EXPECT_EQ(observer.link_count(), 0u);
       }
       return;
@@ -191,7 +198,8 @@ TEST_P(OtherDeviceEnds, SubjectAndObserverSeeIt) {
         EXPECT_TRUE(res.error().is_cascade()) << fmt::format("{}", res.error());
         EXPECT_EQ(res.error().cascade_origin(), other_id);
         EXPECT_EQ(res.error().cascade_fault(), *other_fault);
-        EXPECT_EQ(observer.try_receive(), message(disconnected{subject_id, fault::cascade(other_id)}));
+        EXPECT_EQ(observer.try_receive(),
+                  message(disconnected{subject_id, fault::cascade(other_id)}));
       }
       EXPECT_EQ(observer.link_count(), 0u);
       return;
@@ -302,16 +310,17 @@ TEST_P(Solo, WorkEnds) {
 
 std::string solo_name(::testing::TestParamInfo<solo_param> const& info) {
   auto [o, end] = info.param;
-  char const* e = end == ending::succeeds ? "Succeeds" : end == ending::errors ? "Errors" : "Throws";
+  char const* e = end == ending::succeeds ? "Succeeds"
+                  : end == ending::errors ? "Errors"
+                                          : "Throws";
   return std::string(name(o)) + "Work" + e;
 }
 
-INSTANTIATE_TEST_SUITE_P(Matrix, Solo,
-                         ::testing::Combine(::testing::Values(op::watch, op::part_manage,
-                                                              op::manage),
-                                            ::testing::Values(ending::succeeds, ending::errors,
-                                                              ending::fails)),
-                         solo_name);
+INSTANTIATE_TEST_SUITE_P(
+    Matrix, Solo,
+    ::testing::Combine(::testing::Values(op::watch, op::part_manage, op::manage),
+                       ::testing::Values(ending::succeeds, ending::errors, ending::fails)),
+    solo_name);
 
 // ---------------------------------------------------------------------------
 // The other direction: the other device stays alive and our work ends. A
@@ -376,7 +385,9 @@ TEST_P(OtherSideHearsUs, OnlyWhenPeered) {
 
 std::string hears_name(::testing::TestParamInfo<hears_param> const& info) {
   auto [o, v, mode, end] = info.param;
-  char const* e = end == ending::succeeds ? "Succeeds" : end == ending::errors ? "Errors" : "Throws";
+  char const* e = end == ending::succeeds ? "Succeeds"
+                  : end == ending::errors ? "Errors"
+                                          : "Throws";
   return std::string(name(o)) + name(v) + name(mode) + "Work" + e;
 }
 

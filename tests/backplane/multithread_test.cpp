@@ -300,7 +300,9 @@ void receive_from_other_threads(bool use_strands) {
   for (auto& d : devices) EXPECT_FALSE(d.try_receive());
 }
 
-TEST(Multithread, ReceiversOnStrandsGetEveryMessageOnce) { receive_from_other_threads(true); }
+TEST(Multithread, ReceiversOnStrandsGetEveryMessageOnce) {
+  receive_from_other_threads(true);
+}
 
 TEST(Multithread, ReceiversWithoutStrandsGetEveryMessageOnce) {
   // A coroutine is never resumed twice at once, so a lone receiver needs no

@@ -153,9 +153,8 @@ TEST(Spawn, MayBeCalledFromAnotherThread) {
   asio::io_context ctx;
   device monitor;
   line l;
-  std::thread t([&] {
-    l = spawn(ctx, device(), [](device&) -> asio::awaitable<void> { co_return; });
-  });
+  std::thread t(
+      [&] { l = spawn(ctx, device(), [](device&) -> asio::awaitable<void> { co_return; }); });
   t.join();
   ASSERT_FALSE(monitor.link_line(l, link_mode::monitor));
   ctx.run();

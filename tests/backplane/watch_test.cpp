@@ -31,7 +31,9 @@ asio::awaitable<int> gated(device& gate, int& starts) {
   co_return 7;
 }
 
-asio::awaitable<int> immediate(int v) { co_return v; }
+asio::awaitable<int> immediate(int v) {
+  co_return v;
+}
 
 /// Watches until the work ends, keeping everything it saw.
 asio::awaitable<void> watch_to_the_end(device& d, work<int>& w, std::vector<watched<int>>& seen) {
@@ -156,7 +158,9 @@ TEST(Watch, ThrowingWorkIsAPanicWithTheOriginalException) {
   EXPECT_TRUE(d.valid());  // watch judges nothing
 }
 
-asio::awaitable<void> void_work() { co_return; }
+asio::awaitable<void> void_work() {
+  co_return;
+}
 
 TEST(Watch, VoidWorkCompletes) {
   asio::io_context ctx;
