@@ -126,8 +126,13 @@ class work {
     boost::asio::co_spawn(ex,
                           detail::run_work<T, Executor>(detail::work_frame_ref<T>(state_),
                                                         std::move(awaitable_)),
-                          boost::asio::bind_cancellation_slot(state_->signal.slot(),
-                                                              boost::asio::detached));
+                          // The handler keeps the state: co_spawn's thread refers to
+                          // `signal` until it completes, which can be one resumption
+                          // after the frame (and this work) are gone, when the work
+                          // finished without ever suspending.
+                          boost::asio::bind_cancellation_slot(
+                              state_->signal.slot(),
+                              [keep = state_](std::exception_ptr) { (void)keep; }));
   }
   /// The value, once done and not thrown. Moves it out.
   [[nodiscard]] value_type take_value() { return std::move(*state_->value); }
