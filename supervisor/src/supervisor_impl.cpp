@@ -51,8 +51,10 @@ std::string duration_text(nanoseconds d) {
 /// may be a coroutine that keeps its `child_context&`).
 struct child_cell {
   child_cell(std::string const& sup, std::string const& child, std::uint64_t inc,
-             asio::any_io_executor ex, void const* options)
-      : supervisor(sup), id(child), ctx{dev, supervisor, id, inc, std::move(ex), options} {}
+             asio::any_io_executor ex, void const* options, std::function<void()>* on_kill)
+      : supervisor(sup),
+        id(child),
+        ctx{dev, supervisor, id, inc, std::move(ex), options, on_kill} {}
   device dev;
   std::string supervisor;
   std::string id;
@@ -133,6 +135,14 @@ std::optional<start_failure> supervisor_impl::start_declared() {
   return std::nullopt;
 }
 
+void supervisor_impl::kill_all() {
+  if (ended_) return;
+  killed_ = true;
+  exit_.fault = fault::error();
+  stopping_ = true;
+  wake();
+}
+
 void supervisor_impl::started() {
   if (spec_.on_start) spec_.on_start(supervisor_access::make(shared_from_this()));
 }
@@ -152,7 +162,9 @@ bool supervisor_impl::start_incarnation(child_record& r, std::string& why) {
   ++r.incarnation;
   asio::any_io_executor cex =
       child_strands_ ? asio::any_io_executor(asio::make_strand(ex_)) : ex_;
-  auto cell = std::make_unique<child_cell>(path_, r.spec.id, r.incarnation, cex, &spec_);
+  auto st = std::make_shared<child_run_state>();
+  auto cell =
+      std::make_unique<child_cell>(path_, r.spec.id, r.incarnation, cex, &spec_, &st->on_kill);
   dev_.link(cell->dev, link_mode::peer);
   backplane::line l = cell->dev.line();
   std::optional<asio::awaitable<void>> run;
@@ -172,7 +184,6 @@ bool supervisor_impl::start_incarnation(child_record& r, std::string& why) {
     retire(l);
     return false;
   }
-  auto st = std::make_shared<child_run_state>();
   r.ln = l;
   r.dev = l.id();
   r.status = child_status::running;
@@ -284,7 +295,11 @@ void supervisor_impl::kill(child_record& r) {
   asio::dispatch(r.ex, [st = r.run] {
     if (!st->finished.load(std::memory_order_relaxed)) {
       st->killed.store(true, std::memory_order_relaxed);
-      st->cancel.emit(asio::cancellation_type::terminal);
+      if (st->on_kill) {
+        st->on_kill();
+      } else {
+        st->cancel.emit(asio::cancellation_type::terminal);
+      }
     }
   });
 }
@@ -315,8 +330,14 @@ asio::awaitable<bool> supervisor_impl::await_exit(
     });
   }
   device_id const target = r.dev;
+  bool kill_sent = r.spec.shutdown.is_brutal() || killed_;
   while (r.status == child_status::running && r.dev == target) {
     if (*fired) co_return false;
+    if (killed_ && !kill_sent) {
+      // Our parent killed us while we waited for this child: no more waiting.
+      kill(r);
+      kill_sent = true;
+    }
     auto [ec, m] = co_await receive();
     if (!ec) note(m, &r);
   }
@@ -351,7 +372,7 @@ asio::awaitable<void> supervisor_impl::stop_child(child_record& r) {
   std::uint64_t const inc = r.incarnation;
   target_fault_.reset();
   target_killed_ = false;
-  if (pol.is_brutal()) {
+  if (pol.is_brutal() || killed_) {
     kill(r);
   } else {
     (void)r.ln.request_shutdown(id_);
@@ -847,6 +868,8 @@ start_result start_nested(supervisor_spec const& spec, child_context& ctx) {
     return start_error{fmt::format("failed_to_start_child {}: {}", failure->id, failure->reason)};
   }
   impl->set_home(&ctx.device);
+  // Runs on the nested supervisor's executor (the child's).
+  if (ctx.on_kill) *ctx.on_kill = [impl] { impl->kill_all(); };
   impl->started();
   return nested_life(std::move(impl), &ctx.device);
 }

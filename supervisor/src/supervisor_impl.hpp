@@ -45,6 +45,9 @@ struct child_run_state {
   std::exception_ptr exception;
   std::atomic<bool> finished{false};
   std::atomic<bool> killed{false};  // the supervisor cancelled it
+  /// Set by the start function (a nested supervisor), run instead of the
+  /// cancellation on the child's executor.
+  std::function<void()> on_kill;
 };
 
 struct child_record {
@@ -103,6 +106,9 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   [[nodiscard]] boost::asio::any_io_executor const& executor() const noexcept { return ex_; }
   [[nodiscard]] device_id id() const noexcept { return id_; }
   [[nodiscard]] backplane::line const& line() const noexcept { return line_; }
+  /// Its parent kills it: stop every child at once (brutally) and end with a
+  /// fault. On ex_.
+  void kill_all();
   /// Calls the spec's on_start hook, if any, with a handle.
   void started();
   /// Once run() has returned.
@@ -195,6 +201,7 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   bool target_killed_ = false;
   bool idle_ = false;      // parked in the top-level receive with nothing queued
   bool stopping_ = false;  // shutdown requested or decided
+  bool killed_ = false;    // killed by the parent: children are stopped brutally
   bool ended_ = false;
   supervisor_exit exit_;
   std::vector<handler_t<supervisor_exit>> exit_waiters_;

@@ -68,7 +68,7 @@ struct backoff_policy {
 /// Why a start function did not start its child, when it says so by value
 /// rather than by throwing.
 struct start_error {
-  std::string reason;
+  std::string reason{};
 };
 
 /// What a start function gives back: the child's run (an awaitable that is
@@ -100,6 +100,10 @@ struct child_context {
   boost::asio::any_io_executor executor;  ///< where the child's run will run
   /// Not API: the parent's options, inherited by nested supervisors.
   void const* parent_options = nullptr;
+  /// Not API: what the supervisor runs, on the child's executor, instead of
+  /// cancelling the run when it has to kill the child (a nested supervisor
+  /// stops its own children at once).
+  std::function<void()>* on_kill = nullptr;
 };
 
 /// Starts one incarnation of a child. Runs synchronously on the supervisor's
@@ -124,12 +128,12 @@ template <class Fn>
 
 /// One child of a supervisor (OTP's child specification).
 struct child_spec {
-  std::string id;  ///< unique within its supervisor, not empty
-  start_function start;
+  std::string id{};  ///< unique within its supervisor, not empty
+  start_function start{};
   restart_type restart = restart_type::permanent;
   shutdown_policy shutdown = shutdown_policy::timeout(std::chrono::seconds(5));
   child_kind kind = child_kind::worker;
-  std::optional<backoff_policy> backoff;
+  std::optional<backoff_policy> backoff{};
 };
 
 /// A worker child: `worker("db", [](device& d) -> awaitable<void> {...})`,

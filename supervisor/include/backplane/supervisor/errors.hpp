@@ -34,8 +34,8 @@ class restart_intensity_exceeded : public std::runtime_error {
 
 /// Why a supervisor failed to start (OTP's `{failed_to_start_child, Id, Reason}`).
 struct start_failure {
-  std::string id;
-  std::string reason;
+  std::string id{};
+  std::string reason{};
 };
 
 }  // namespace backplane

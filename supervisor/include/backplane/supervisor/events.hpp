@@ -24,21 +24,22 @@ enum class supervisor_event_kind : std::uint8_t {
 /// Everything an operator needs about one decision, as a value. The same
 /// record goes to the logger (one line, text or JSON) and to the observer.
 struct supervisor_event {
-  std::string supervisor;        ///< path, e.g. "app/db/pool"
-  std::string child;             ///< child id ("" for supervisor-wide events)
-  device_id device;              ///< the incarnation's device (nobody if none)
+  std::string supervisor{};        ///< path, e.g. "app/db/pool"
+  std::string child{};             ///< child id ("" for supervisor-wide events)
+  device_id device{};              ///< the incarnation's device (nobody if none)
   std::uint64_t incarnation = 0; ///< 1 for the first start
   supervisor_event_kind event = supervisor_event_kind::child_terminated;
-  std::string reason;            ///< "clean", "error: std::runtime_error: boom", "cascade from #7 (error)", ...
+  std::string reason{};            ///< "clean", "error: std::runtime_error: boom", "cascade from #7", ...
   std::uint32_t restarts = 0;    ///< restarts in the current window, this one included
   std::uint32_t max_restarts = 0;
   std::chrono::nanoseconds period{0};
-  std::string action;            ///< "restart", "restart in 200ms", "none (temporary)", "give up", ...
+  std::string action{};            ///< "restart", "restart in 200ms", "none (temporary: spec removed)", "retry", ...
 };
 
-/// One human-readable line: `supervisor=app/db child=conn device=#12 incarnation=3
+/// One human-readable line (logfmt): `supervisor=app/db child=conn device=#12 incarnation=3
 /// event=child_terminated reason="error: std::runtime_error: refused" restarts=2/3
-/// action=restart`.
+/// period=5000ms action=restart`. `reason` is always quoted, other values when
+/// they contain spaces, quotes or '=' (`action="restart in 200ms"`).
 [[nodiscard]] std::string format_text(supervisor_event const& e);
 /// One JSON object on one line with the same fields (strings escaped).
 [[nodiscard]] std::string format_json(supervisor_event const& e);

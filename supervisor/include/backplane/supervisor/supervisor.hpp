@@ -31,8 +31,8 @@ enum class child_status : std::uint8_t {
 
 /// One row of `which_children`.
 struct child_info {
-  std::string id;
-  std::optional<device_id> device;  ///< the running incarnation, if any
+  std::string id{};
+  std::optional<device_id> device{};  ///< the running incarnation, if any
   child_kind kind = child_kind::worker;
   restart_type restart = restart_type::permanent;
   child_status status = child_status::stopped;
@@ -59,7 +59,7 @@ struct restart_budget {
 /// How a supervisor ended.
 struct supervisor_exit {
   bool intensity_exceeded = false;   ///< gave up: too many restarts
-  std::optional<backplane::fault> fault;  ///< its device's fault (nullopt: clean shutdown)
+  std::optional<backplane::fault> fault{};  ///< its device's fault (nullopt: clean shutdown)
 };
 
 namespace detail {

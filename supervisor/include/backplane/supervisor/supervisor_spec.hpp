@@ -48,7 +48,7 @@ struct supervisor_spec {
   /// stderr if it does not exist). Pass a logger with a null sink to mute.
   std::shared_ptr<spdlog::logger> logger{};
   /// Default: text, or the parent's for a nested supervisor.
-  std::optional<report_format> format;
+  std::optional<report_format> format{};
   /// Receives every event as a value (metrics, tests), on the supervisor's
   /// executor. Nested supervisors inherit it and run on their own strands, so
   /// in a tree on a multi-threaded context it must be thread-safe.
@@ -56,13 +56,13 @@ struct supervisor_spec {
   /// Run each child on its own strand of the supervisor's executor. Needed on
   /// a multi-threaded context; a single-threaded one can turn it off.
   /// Default: true, or the parent's for a nested supervisor.
-  std::optional<bool> child_strands;
+  std::optional<bool> child_strands{};
   /// Called with the supervisor's handle each time it has started its
   /// children (a nested one after every restart, so the handle is always the
   /// current incarnation's): how a program reaches a nested supervisor's
   /// runtime API. Runs synchronously, on the thread that starts the
   /// supervisor (the parent's executor for a nested one). Not inherited.
-  std::function<void(supervisor const&)> on_start;
+  std::function<void(supervisor const&)> on_start{};
 };
 
 /// Throws std::invalid_argument saying what is wrong and what to do:

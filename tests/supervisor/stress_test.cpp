@@ -1,0 +1,281 @@
+// Supervisors on a 4-thread io_context, children on their own strands,
+// hundreds of children crashing at random (a seeded RNG per incarnation, so
+// each child's choices are reproducible; the interleaving is the threads').
+// Counted through the observer: no restart lost or duplicated. The test
+// thread only waits on promises; nothing sleeps.
+
+#include "supervisor/fixture.hpp"
+
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include <atomic>
+#include <future>
+#include <mutex>
+#include <random>
+#include <thread>
+
+namespace asio = boost::asio;
+using namespace backplane;
+using namespace backplane::test;
+
+namespace {
+
+/// Fails without ever suspending: its co_spawn thread outlives manage's
+/// return by one resumption (regression: the work's cancellation signal must
+/// live until then).
+asio::awaitable<boost::system::result<void, int>> failing_work() {
+  co_return boost::system::result<void, int>(13);
+}
+
+/// Shared by every child and the observer of one run.
+struct chaos {
+  explicit chaos(int budget, int workers) : crashes_left(budget), total_workers(workers) {}
+
+  std::atomic<int> crashes_left;
+  int const total_workers;
+  std::atomic<int> waiting{0};  // children in their final, crash-free wait
+  std::atomic<bool> settled_once{false};
+  std::promise<void> settled;
+  std::atomic<int> crashes{0};
+
+  std::mutex mu;  // guards what follows
+  std::vector<supervisor_event> events;
+  std::map<std::pair<std::string, std::string>, int> starts;  // (supervisor, child)
+
+  void observe(supervisor_event const& e) {
+    std::lock_guard lock(mu);
+    events.push_back(e);
+  }
+
+  /// A worker that crashes at random while the budget lasts, in one of four
+  /// ways, after a random number of hops through its executor; then waits
+  /// under manage until it is stopped.
+  child_spec worker_spec(std::string id) {
+    return worker(id, [this, id](child_context& c) -> asio::awaitable<void> {
+      return life(c, id);
+    });
+  }
+
+  asio::awaitable<void> life(child_context& c, std::string id) {
+    {
+      std::lock_guard lock(mu);
+      ++starts[{c.supervisor, id}];
+    }
+    std::mt19937 rng(static_cast<std::uint32_t>(
+        std::hash<std::string>{}(fmt::format("{}/{}#{}", c.supervisor, id, c.incarnation))));
+    int const hops = static_cast<int>(rng() % 5);
+    for (int i = 0; i < hops; ++i) co_await asio::post(c.executor, asio::use_awaitable);
+    if (crashes_left.fetch_sub(1) > 0) {
+      crashes.fetch_add(1);
+      co_await crash(c, static_cast<int>(rng() % 4));
+      co_return;
+    }
+    co_await settle(c, id);
+  }
+
+  asio::awaitable<void> crash(child_context& c, int how) {
+    if (how == 0) throw std::runtime_error("chaos");
+    if (how == 1) {
+      auto r = co_await manage(std::move(c.device), failing_work());
+      // A shutdown request already waiting wins over the error (manage's
+      // bias): then this was a clean stop, not a crash.
+      if (!r && r.error().is_power_off()) crashes.fetch_sub(1);
+    } else if (how == 2) {
+      c.device.disconnect(fault::error());
+    } else {
+      device dropped = std::move(c.device);
+    }
+  }
+
+  asio::awaitable<void> settle(child_context& c, std::string const& id) {
+    if (waiting.fetch_add(1) + 1 == total_workers && !settled_once.exchange(true))
+      settled.set_value();
+    auto r = co_await manage(std::move(c.device), forever_result());
+    waiting.fetch_sub(1);
+    EXPECT_FALSE(r);
+    if (!r) {
+      EXPECT_TRUE(r.error().is_power_off()) << id;
+    }
+  }
+};
+
+/// Runs `ctx` on four threads until it runs out of work; returns a future per
+/// thread so that the test can tell a hang from the end.
+std::vector<std::future<void>> run_on_four_threads(asio::io_context& ctx) {
+  std::vector<std::future<void>> threads;
+  for (int i = 0; i < 4; ++i)
+    threads.push_back(std::async(std::launch::async, [&ctx] { ctx.run(); }));
+  return threads;
+}
+
+/// Waits for `f`, giving up (failing, and stopping the context so the test
+/// ends) after a deadline far beyond any healthy run: a safety net for a
+/// lost restart, not a timing assertion.
+template <class F>
+bool wait_or_fail(F& f, asio::io_context& ctx, char const* what) {
+  if (f.wait_for(std::chrono::seconds(100)) == std::future_status::ready) return true;
+  ADD_FAILURE() << "hung waiting for " << what;
+  ctx.stop();
+  return false;
+}
+
+supervisor_spec base_spec(std::string name, chaos& c, std::shared_ptr<manual_clock> const& clock) {
+  supervisor_spec s;
+  s.name = std::move(name);
+  s.max_restarts = 1'000'000;
+  s.period = std::chrono::hours(1);
+  s.clock = clock;
+  s.logger = std::make_shared<spdlog::logger>("stress",
+                                              std::make_shared<spdlog::sinks::null_sink_mt>());
+  s.observer = [&c](supervisor_event const& e) { c.observe(e); };
+  s.child_strands = true;
+  return s;
+}
+
+struct group_info {
+  restart_strategy strategy;
+  std::vector<std::string> order;
+};
+
+/// Checks the record of one run: every crash reported exactly once, every
+/// decided restart carried out exactly once (a group restart once per member),
+/// incarnations without gaps or repeats, and starts matching restarts.
+void check(chaos& c, std::map<std::string, group_info> const& sups, int budget) {
+  std::lock_guard lock(c.mu);
+  int crash_reports = 0;
+  std::map<std::pair<std::string, std::string>, std::uint64_t> incarnation;
+  std::map<std::string, std::size_t> expected_restarts;
+  std::map<std::string, std::size_t> restarts;
+  for (auto const& e : c.events) {
+    auto key = std::make_pair(e.supervisor, e.child);
+    switch (e.event) {
+      case supervisor_event_kind::child_terminated: {
+        ASSERT_NE(e.reason, "clean") << e.child;
+        ++crash_reports;
+        if (e.action == "restart") {
+          auto const& g = sups.at(e.supervisor);
+          auto pos = std::find(g.order.begin(), g.order.end(), e.child) - g.order.begin();
+          std::size_t const n = g.order.size();
+          expected_restarts[e.supervisor] +=
+              g.strategy == restart_strategy::one_for_one   ? 1
+              : g.strategy == restart_strategy::one_for_all ? n
+                                                            : n - static_cast<std::size_t>(pos);
+        } else {
+          // An exit superseded by a group restart (its successor may have
+          // crashed too by the time it is decided).
+          EXPECT_TRUE(e.action == "none (restarted with its group)" ||
+                      e.action == "none (old incarnation)")
+              << format_text(e);
+        }
+        break;
+      }
+      case supervisor_event_kind::restarted: {
+        ++restarts[e.supervisor];
+        auto& inc = incarnation[key];
+        if (inc == 0) inc = 1;
+        EXPECT_EQ(e.incarnation, inc + 1) << e.supervisor << " " << e.child;
+        inc = e.incarnation;
+        break;
+      }
+      case supervisor_event_kind::shutdown_error:
+        // Crashed just as its group restart asked it to stop.
+        EXPECT_EQ(e.action, "none") << e.child;
+        ++crash_reports;
+        break;
+      default: ADD_FAILURE() << "unexpected event " << format_text(e);
+    }
+  }
+  EXPECT_EQ(crash_reports, c.crashes.load());
+  EXPECT_GT(c.crashes.load(), budget * 9 / 10);
+  for (auto const& [sup, g] : sups) EXPECT_EQ(restarts[sup], expected_restarts[sup]) << sup;
+  for (auto const& [key, n] : c.starts) {
+    auto it = incarnation.find(key);
+    std::uint64_t const last = it == incarnation.end() ? 1 : it->second;
+    EXPECT_EQ(static_cast<std::uint64_t>(n), last) << key.first << " " << key.second;
+  }
+}
+
+TEST(Stress, HundredsOfChildrenCrashingAtRandom) {
+  constexpr int workers = 300;
+  constexpr int budget = 3000;
+  asio::io_context ctx(4);
+  auto clock = std::make_shared<manual_clock>();
+  chaos c(budget, workers);
+  auto s = base_spec("flat", c, clock);
+  group_info g{restart_strategy::one_for_one, {}};
+  for (int i = 0; i < workers; ++i) {
+    std::string id = fmt::format("w{}", i);
+    g.order.push_back(id);
+    s.children.push_back(c.worker_spec(id));
+  }
+  auto sup = supervisor::start(asio::make_strand(ctx), std::move(s));
+  ASSERT_TRUE(sup);
+  auto settled = c.settled.get_future();
+  auto threads = run_on_four_threads(ctx);
+  if (wait_or_fail(settled, ctx, "every child to settle")) {
+    std::promise<supervisor_exit> stopped;
+    sup->async_stop([&](boost::system::error_code ec, supervisor_exit e) {
+      EXPECT_FALSE(ec);
+      stopped.set_value(e);
+    });
+    auto exit = stopped.get_future();
+    if (wait_or_fail(exit, ctx, "the supervisor to stop")) {
+      auto e = exit.get();
+      EXPECT_FALSE(e.fault);
+      EXPECT_FALSE(e.intensity_exceeded);
+    }
+  }
+  // The context runs out of work by itself once everything has ended.
+  for (auto& t : threads) wait_or_fail(t, ctx, "the threads to finish");
+  for (auto& t : threads) t.get();
+  check(c, {{"flat", g}}, budget);
+  EXPECT_EQ(c.waiting.load(), 0);
+}
+
+TEST(Stress, TreeOfStrategiesCrashingAtRandom) {
+  // root (one_for_one) -> four nested supervisors, one per strategy (and a
+  // second one_for_one), 40 children each. Group restarts under contention.
+  constexpr int per_sup = 40;
+  constexpr int budget = 600;
+  asio::io_context ctx(4);
+  auto clock = std::make_shared<manual_clock>();
+  chaos c(budget, 4 * per_sup);
+  auto root = base_spec("root", c, clock);
+  std::map<std::string, group_info> sups;
+  std::vector<std::pair<std::string, restart_strategy>> const kinds = {
+      {"o1", restart_strategy::one_for_one},
+      {"all", restart_strategy::one_for_all},
+      {"rest", restart_strategy::rest_for_one},
+      {"o2", restart_strategy::one_for_one}};
+  for (auto const& [name, strategy] : kinds) {
+    supervisor_spec nested{.name = name, .strategy = strategy, .max_restarts = 1'000'000,
+                           .period = std::chrono::hours(1)};
+    group_info g{strategy, {}};
+    for (int i = 0; i < per_sup; ++i) {
+      std::string id = fmt::format("{}-{}", name, i);
+      g.order.push_back(id);
+      nested.children.push_back(c.worker_spec(id));
+    }
+    sups["root/" + name] = g;
+    root.children.push_back(supervisor_child(name, nested));
+  }
+  sups["root"] = group_info{restart_strategy::one_for_one, {"o1", "all", "rest", "o2"}};
+  auto sup = supervisor::start(asio::make_strand(ctx), std::move(root));
+  ASSERT_TRUE(sup);
+  auto settled = c.settled.get_future();
+  auto threads = run_on_four_threads(ctx);
+  if (wait_or_fail(settled, ctx, "every child to settle")) {
+    std::promise<supervisor_exit> stopped;
+    sup->async_stop([&](boost::system::error_code, supervisor_exit e) { stopped.set_value(e); });
+    auto exit = stopped.get_future();
+    if (wait_or_fail(exit, ctx, "the tree to stop")) {
+      EXPECT_FALSE(exit.get().fault);
+    }
+  }
+  for (auto& t : threads) wait_or_fail(t, ctx, "the threads to finish");
+  for (auto& t : threads) t.get();
+  check(c, sups, budget);
+}
+
+}  // namespace
