@@ -72,6 +72,8 @@
 //                           100 cycles, all timed). Timed until the thread pool has written
 //                           everything and joined; the file's lines are counted afterwards.
 //                           counters restarts_per_s, crash_reports, restarted_reports.
+//   logged_restarts_errors_only  the same with the logger at level warn: only the crash
+//                           reports (child_terminated, level error), one line per restart.
 //
 // allocs_* counters count operator new calls (one thread_local increment each). Asio's
 // recycling allocator (coroutine frames, handlers) calls aligned_alloc directly when its
@@ -677,8 +679,9 @@ line_counts count_lines(std::string const& path) {
   return c;
 }
 
-void logged_restarts(benchmark::State& state) {
+void logged(benchmark::State& state, spdlog::level::level_enum level) {
   std::string const path = "/tmp/supbench-logged-restarts.log";
+  auto const expected_restarted = level <= spdlog::level::info ? logged_cycles : 0;
   double total = 0;
   line_counts last;
   for (auto _ : state) {
@@ -687,7 +690,7 @@ void logged_restarts(benchmark::State& state) {
     auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, true);
     auto logger = std::make_shared<spdlog::async_logger>("supbench-logged", sink, pool,
                                                          spdlog::async_overflow_policy::block);
-    logger->set_level(spdlog::level::info);
+    logger->set_level(level);
     auto const t0 = clock_type::now();
     {
       cycle_options const o{.logger = logger, .max_restarts = 1000};
@@ -712,7 +715,7 @@ void logged_restarts(benchmark::State& state) {
     total += t;
     last = count_lines(path);
     expect(last.terminated == static_cast<std::uint64_t>(logged_cycles) &&
-               last.restarted == static_cast<std::uint64_t>(logged_cycles),
+               last.restarted == static_cast<std::uint64_t>(expected_restarted),
            "every crash and every restart reported");
   }
   auto const n = static_cast<double>(state.iterations());
@@ -722,6 +725,9 @@ void logged_restarts(benchmark::State& state) {
   state.counters["lines"] = static_cast<double>(last.lines);
   state.counters["restarts"] = static_cast<double>(logged_cycles);
 }
+
+void logged_restarts(benchmark::State& s) { logged(s, spdlog::level::info); }
+void logged_restarts_errors_only(benchmark::State& s) { logged(s, spdlog::level::warn); }
 
 std::vector<std::int64_t> sustained_counts() {
   std::vector<std::int64_t> out;
@@ -794,6 +800,10 @@ int main(int argc, char** argv) {
       ->Iterations(5);
   reg("intensity_exceeded", intensity_exceeded);
   stats(benchmark::RegisterBenchmark("logged_restarts", logged_restarts))
+      ->UseManualTime()
+      ->Iterations(1)
+      ->Unit(benchmark::kMillisecond);
+  stats(benchmark::RegisterBenchmark("logged_restarts_errors_only", logged_restarts_errors_only))
       ->UseManualTime()
       ->Iterations(1)
       ->Unit(benchmark::kMillisecond);
