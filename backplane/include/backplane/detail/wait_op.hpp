@@ -16,6 +16,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/query.hpp>
+#include <boost/asio/recycling_allocator.hpp>
+#include <boost/asio/require.hpp>
 #include <boost/asio/system_executor.hpp>
 
 #include <memory>
@@ -54,17 +56,54 @@ struct deliver_message {
   }
 };
 
+/// The handler's allocator; Asio's per-thread recycling allocator in place of
+/// the default std::allocator, as Asio does for its own operations, so that a
+/// wait (one per received message) does not cost a malloc/free pair.
+template <class Alloc>
+struct node_allocator {
+  using type = Alloc;
+  static type get(Alloc const& a) noexcept { return a; }
+};
+template <class T>
+struct node_allocator<std::allocator<T>> {
+  using type = boost::asio::recycling_allocator<T>;
+  static type get(std::allocator<T> const&) noexcept { return type(); }
+};
+
 template <class Handler, class Deliver>
 class wait_node final : public waiter {
   using executor_t = boost::asio::associated_executor_t<Handler, boost::asio::system_executor>;
-  using work_t = std::decay_t<decltype(boost::asio::prefer(
-      std::declval<executor_t const&>(), boost::asio::execution::outstanding_work.tracked))>;
+  using handler_alloc_t = boost::asio::associated_allocator_t<Handler>;
+
+  /// The executor the completion goes to, with every property it needs
+  /// applied once, here: on a type-erased executor each require/prefer is an
+  /// indirect call that makes a new executor object.
+  static auto make_work(executor_t const& ex, handler_alloc_t const& a) {
+    namespace execution = boost::asio::execution;
+    if constexpr (execution::is_executor<executor_t>::value) {
+      // Tracked: a pending wait keeps run() going. Never blocking: the
+      // handler never runs inline in the notifier's call.
+      auto w = boost::asio::prefer(boost::asio::require(ex, execution::blocking.never),
+                                   execution::outstanding_work.tracked);
+      if constexpr (std::is_same_v<handler_alloc_t, std::allocator<void>>) {
+        (void)a;
+        return w;
+      } else {
+        return boost::asio::prefer(std::move(w), execution::allocator(a));
+      }
+    } else {
+      (void)a;
+      return boost::asio::prefer(ex, execution::outstanding_work.tracked);
+    }
+  }
+  using work_t = decltype(make_work(std::declval<executor_t const&>(),
+                                    std::declval<handler_alloc_t const&>()));
   using alloc_t = typename std::allocator_traits<
-      boost::asio::associated_allocator_t<Handler>>::template rebind_alloc<wait_node>;
+      typename node_allocator<handler_alloc_t>::type>::template rebind_alloc<wait_node>;
 
  public:
   static wait_node* make(Handler&& h, state_ref s) {
-    alloc_t alloc(boost::asio::get_associated_allocator(h));
+    alloc_t alloc(node_allocator<handler_alloc_t>::get(boost::asio::get_associated_allocator(h)));
     wait_node* n = std::allocator_traits<alloc_t>::allocate(alloc, 1);
     return ::new (static_cast<void*>(n)) wait_node(std::move(h), std::move(s));
   }
@@ -76,13 +115,14 @@ class wait_node final : public waiter {
  private:
   wait_node(Handler&& h, state_ref s)
       : waiter{&do_complete, &do_destroy},
-        work_(boost::asio::prefer(boost::asio::get_associated_executor(h),
-                                  boost::asio::execution::outstanding_work.tracked)),
+        work_(make_work(boost::asio::get_associated_executor(h),
+                        boost::asio::get_associated_allocator(h))),
         handler_(std::move(h)),
         state_(std::move(s)) {}
 
   static void free(wait_node* n) noexcept {
-    alloc_t alloc(boost::asio::get_associated_allocator(n->handler_));
+    alloc_t alloc(
+        node_allocator<handler_alloc_t>::get(boost::asio::get_associated_allocator(n->handler_)));
     n->~wait_node();
     std::allocator_traits<alloc_t>::deallocate(alloc, n, 1);
   }
@@ -100,7 +140,13 @@ class wait_node final : public waiter {
       Deliver::run(h, s.get(), ec);
     };
     free(n);
-    boost::asio::post(work, boost::asio::bind_allocator(alloc, std::move(fn)));
+    // Straight onto the waiter's executor: boost::asio::post would wrap an
+    // allocator-bound handler in a work_dispatcher, a second type-erased hop.
+    if constexpr (boost::asio::execution::is_executor<work_t>::value) {
+      work.execute(std::move(fn));
+    } else {
+      boost::asio::post(work, boost::asio::bind_allocator(alloc, std::move(fn)));
+    }
   }
 
   work_t work_;
