@@ -86,9 +86,9 @@ cmd_example() {
   say "configuring ${build_root}/release"
   configure release
   say "building the main example"
-  build release --target restart_until_success
-  say "running examples/restart_until_success"
-  "${build_root}/release/examples/restart_until_success"
+  build release --target supervision_tree
+  say "running examples/supervision_tree"
+  "${build_root}/release/examples/supervision_tree"
 }
 
 cmd_test() {
