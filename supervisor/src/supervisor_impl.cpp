@@ -1,3 +1,13 @@
+// Completions go through any_completion_handler, whose associated executor
+// turns our any_io_executor into an any_completion_executor: Asio keeps such a
+// nested executor behind a reference count that ends with an acquire fence,
+// which GCC flags under -fsanitize=thread (-Wtsan: TSan does not model fences).
+// The count's release decrements and that fence are correct; the warning is
+// not about our code.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
+#pragma GCC diagnostic ignored "-Wtsan"
+#endif
+
 #include "supervisor_impl.hpp"
 
 #include <backplane/describe.hpp>
@@ -10,7 +20,9 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <fmt/format.h>
@@ -44,6 +56,26 @@ std::string duration_text(nanoseconds d) {
   if (d.count() % 1'000'000 == 0) return fmt::format("{}ms", duration_cast<milliseconds>(d).count());
   if (d.count() % 1'000 == 0) return fmt::format("{}us", duration_cast<microseconds>(d).count());
   return fmt::format("{}ns", d.count());
+}
+
+/// A new strand for one child, on the execution context behind `ex`. When
+/// `ex` is itself a strand (the supervisor's, on a multi-threaded context),
+/// the child's strand is made on the executor inside it, not nested in it:
+/// children run beside their supervisor and each other, each on its own
+/// strand. (Nesting would also put a large executor inside any_io_executor,
+/// whose shared-ownership path uses fences that ThreadSanitizer does not
+/// model.) An executor of any other type gets no strand: the children then
+/// share `ex` itself.
+asio::any_io_executor child_executor(asio::any_io_executor const& ex) {
+  using io_ex = asio::io_context::executor_type;
+  using pool_ex = asio::thread_pool::executor_type;
+  if (auto const* s = ex.target<asio::strand<io_ex>>())
+    return asio::make_strand(s->get_inner_executor());
+  if (auto const* e = ex.target<io_ex>()) return asio::make_strand(*e);
+  if (auto const* s = ex.target<asio::strand<pool_ex>>())
+    return asio::make_strand(s->get_inner_executor());
+  if (auto const* e = ex.target<pool_ex>()) return asio::make_strand(*e);
+  return ex;
 }
 
 /// Everything a child's run refers to, alive for as long as the run: the
@@ -160,8 +192,7 @@ child_record* supervisor_impl::add_record(child_spec spec) {
 
 bool supervisor_impl::start_incarnation(child_record& r, std::string& why) {
   ++r.incarnation;
-  asio::any_io_executor cex =
-      child_strands_ ? asio::any_io_executor(asio::make_strand(ex_)) : ex_;
+  asio::any_io_executor cex = child_strands_ ? child_executor(ex_) : ex_;
   auto st = std::make_shared<child_run_state>();
   auto cell =
       std::make_unique<child_cell>(path_, r.spec.id, r.incarnation, cex, &spec_, &st->on_kill);

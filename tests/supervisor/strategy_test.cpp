@@ -232,4 +232,30 @@ TEST_F(Strategies, OneForAllRestartsManuallyTerminatedSiblings) {
   stop(sup);
 }
 
+TEST_F(Strategies, SiblingCrashingWhenItsGroupStopsItIsReportedOnceAndRestartedOnce) {
+  // b answers its shutdown request with a crash: OTP's shutdown_error. It is
+  // restarted with the group, once; its crash is not a restart of its own.
+  int b_starts = 0;
+  auto s = spec();
+  s.strategy = restart_strategy::one_for_all;
+  s.children = {kids.spec("a"), worker("b", [&](device& d) -> asio::awaitable<void> {
+                  ++b_starts;
+                  (void)co_await d.async_receive(asio::use_awaitable);
+                  throw std::runtime_error("crashed on the way out");
+                })};
+  auto sup = start(std::move(s));
+  kids.end("a", ending::error);
+  idle();
+  EXPECT_EQ(b_starts, 2);
+  EXPECT_EQ(kids.starts["a"], 2);
+  auto errs = of_kind(supervisor_event_kind::shutdown_error);
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_EQ(errs[0].child, "b");
+  EXPECT_EQ(errs[0].incarnation, 1u);
+  EXPECT_EQ(errs[0].reason, "error: std::runtime_error: crashed on the way out");
+  EXPECT_EQ(of_kind(supervisor_event_kind::child_terminated).size(), 1u);  // a's
+  EXPECT_EQ(budget(sup).value.restarts_in_window, 1u);
+  stop(sup);
+}
+
 }  // namespace

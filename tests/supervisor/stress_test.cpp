@@ -198,7 +198,7 @@ void check(chaos& c, std::map<std::string, group_info> const& sups, int budget) 
 
 TEST(Stress, HundredsOfChildrenCrashingAtRandom) {
   constexpr int workers = 300;
-  constexpr int budget = 3000;
+  constexpr int budget = 10000;
   asio::io_context ctx(4);
   auto clock = std::make_shared<manual_clock>();
   chaos c(budget, workers);
@@ -237,7 +237,7 @@ TEST(Stress, TreeOfStrategiesCrashingAtRandom) {
   // root (one_for_one) -> four nested supervisors, one per strategy (and a
   // second one_for_one), 40 children each. Group restarts under contention.
   constexpr int per_sup = 40;
-  constexpr int budget = 600;
+  constexpr int budget = 2000;
   asio::io_context ctx(4);
   auto clock = std::make_shared<manual_clock>();
   chaos c(budget, 4 * per_sup);

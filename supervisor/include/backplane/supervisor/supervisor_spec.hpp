@@ -53,9 +53,13 @@ struct supervisor_spec {
   /// executor. Nested supervisors inherit it and run on their own strands, so
   /// in a tree on a multi-threaded context it must be thread-safe.
   std::function<void(supervisor_event const&)> observer{};
-  /// Run each child on its own strand of the supervisor's executor. Needed on
-  /// a multi-threaded context; a single-threaded one can turn it off.
-  /// Default: true, or the parent's for a nested supervisor.
+  /// Run each child on its own strand, made on the execution context behind
+  /// the supervisor's executor (beside the supervisor's strand, not inside
+  /// it, so children run in parallel). Needed on a multi-threaded context; a
+  /// single-threaded one can turn it off. Works for io_context and
+  /// thread_pool executors and strands of them; with any other executor the
+  /// children share the supervisor's. Default: true, or the parent's for a
+  /// nested supervisor.
   std::optional<bool> child_strands{};
   /// Called with the supervisor's handle each time it has started its
   /// children (a nested one after every restart, so the handle is always the
