@@ -391,8 +391,6 @@ void restart_cycle(benchmark::State& state, cycle_options o, std::int64_t per_su
   }
   rig.reset();  // the timer has stopped with the loop
   run_until_idle(ctx);
-  state.counters["restarts_per_s"] =
-      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   state.counters["allocs_per_op"] =
       static_cast<double>(allocs) / static_cast<double>(state.iterations());
 }
