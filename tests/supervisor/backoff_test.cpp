@@ -282,4 +282,40 @@ TEST_F(Backoff, ExitOfATemporaryDroppedByItsGroupIsIgnored) {
   stop(sup);
 }
 
+TEST(ManualClock, RunsWhatFallsDueInDeadlineOrder) {
+  boost::asio::io_context ctx;
+  manual_clock clock;
+  std::vector<int> ran;
+  auto const t0 = clock.now();
+  auto late = clock.schedule(t0 + 2s, ctx.get_executor(), [&] { ran.push_back(2); });
+  auto early = clock.schedule(t0 + 1s, ctx.get_executor(), [&] { ran.push_back(1); });
+  auto dropped = clock.schedule(t0 + 1s, ctx.get_executor(), [&] { ran.push_back(99); });
+  EXPECT_EQ(clock.pending(), 3u);
+  dropped.reset();  // destroying a timer cancels it
+  EXPECT_EQ(clock.pending(), 2u);
+  clock.advance(1500ms);
+  EXPECT_EQ(clock.now(), t0 + 1500ms);
+  run_until_idle(ctx);
+  EXPECT_EQ(ran, (std::vector<int>{1}));
+  clock.advance(10s);
+  run_until_idle(ctx);
+  EXPECT_EQ(ran, (std::vector<int>{1, 2}));
+  EXPECT_EQ(clock.pending(), 0u);
+  // Due already: posted at once.
+  auto now = clock.schedule(clock.now(), ctx.get_executor(), [&] { ran.push_back(3); });
+  run_until_idle(ctx);
+  EXPECT_EQ(ran, (std::vector<int>{1, 2, 3}));
+}
+
+TEST(ManualClock, ATimerDestroyedAfterFallingDueButBeforeRunningDoesNotRun) {
+  boost::asio::io_context ctx;
+  manual_clock clock;
+  bool ran = false;
+  auto t = clock.schedule(clock.now() + 1s, ctx.get_executor(), [&] { ran = true; });
+  clock.advance(1s);  // posted, not run yet
+  t.reset();
+  run_until_idle(ctx);
+  EXPECT_FALSE(ran);
+}
+
 }  // namespace

@@ -345,4 +345,25 @@ TEST_F(Shutdown, CallsQueuedBehindAShutdownAreAnswered) {
   EXPECT_TRUE(ended(sup));
 }
 
+TEST(ShutdownSteadyClock, TimesOutForReal) {
+  // The real clock's timers: a child that ignores its shutdown request is
+  // cancelled once its (1 ms) timeout has passed. io_context::run returns once
+  // everything has ended; nothing here measures time.
+  boost::asio::io_context ctx;
+  std::vector<std::string> log;
+  supervisor_spec s;
+  s.name = "real";
+  s.logger = std::make_shared<spdlog::logger>("real",
+                                              std::make_shared<spdlog::sinks::null_sink_mt>());
+  s.children = {stubborn("x", log, shutdown_policy::timeout(1ms))};
+  auto sup = supervisor::start(ctx.get_executor(), std::move(s));
+  ASSERT_TRUE(sup);
+  std::optional<supervisor_exit> exit;
+  sup->async_stop([&](auto, supervisor_exit e) { exit = e; });
+  ctx.run();
+  ASSERT_TRUE(exit);
+  EXPECT_FALSE(exit->fault);
+  EXPECT_EQ(log, (strings{"start x", "cancelled x"}));
+}
+
 }  // namespace
