@@ -78,39 +78,21 @@ asio::any_io_executor child_executor(asio::any_io_executor const& ex) {
   return ex;
 }
 
-/// Everything a child's run refers to, alive for as long as the run: the
-/// device, the strings and the context handed to the start function (which
-/// may be a coroutine that keeps its `child_context&`).
-struct child_cell {
-  child_cell(std::string const& sup, std::string const& child, std::uint64_t inc,
-             asio::any_io_executor ex, void const* options, std::function<void()>* on_kill)
-      : supervisor(sup),
-        id(child),
-        ctx{dev, supervisor, id, inc, std::move(ex), options, on_kill} {}
-  device dev;
-  std::string supervisor;
-  std::string id;
-  child_context ctx;
+/// The end of a child's run, on its executor: the run's frame is gone. A run
+/// that threw, or returned leaving its device connected, is disconnected here
+/// (with fault::error, or cleanly). The handler owns the incarnation, so the
+/// context the start function saw outlives every frame that may use it.
+struct run_finished {
+  std::shared_ptr<child_run> run;
+  void operator()(std::exception_ptr thrown) const {
+    run->finished.store(true, std::memory_order_relaxed);
+    if (run->dev.valid()) {
+      // Written before the disconnect: the supervisor reads it after hearing.
+      run->exception = thrown;
+      run->dev.disconnect(thrown ? std::optional<fault>(fault::error()) : std::nullopt);
+    }
+  }
 };
-
-/// The child's whole life, as seen from its own executor.
-asio::awaitable<void> child_body(std::unique_ptr<child_cell> cell, asio::awaitable<void> run,
-                                 std::shared_ptr<child_run_state> st,
-                                 std::shared_ptr<start_function const> keep) {
-  std::exception_ptr thrown;
-  try {
-    co_await std::move(run);
-  } catch (...) {
-    thrown = std::current_exception();
-  }
-  st->finished.store(true, std::memory_order_relaxed);
-  if (cell->dev.valid()) {
-    // Written before the disconnect: the supervisor reads it after hearing.
-    st->exception = thrown;
-    cell->dev.disconnect(thrown ? std::optional<fault>(fault::error()) : std::nullopt);
-  }
-  (void)keep;
-}
 
 }  // namespace
 
@@ -181,7 +163,8 @@ void supervisor_impl::started() {
 
 child_record* supervisor_impl::add_record(child_spec spec) {
   auto r = std::make_unique<child_record>();
-  r->start = std::make_shared<start_function const>(std::move(spec.start));
+  r->identity = std::make_shared<child_identity const>(
+      child_identity{path_, spec.id, std::move(spec.start)});
   spec.start = nullptr;
   r->spec = std::move(spec);
   child_record* p = r.get();
@@ -192,25 +175,23 @@ child_record* supervisor_impl::add_record(child_spec spec) {
 
 bool supervisor_impl::start_incarnation(child_record& r, std::string& why) {
   ++r.incarnation;
-  asio::any_io_executor cex = child_strands_ ? child_executor(ex_) : ex_;
-  auto st = std::make_shared<child_run_state>();
-  auto cell =
-      std::make_unique<child_cell>(path_, r.spec.id, r.incarnation, cex, &spec_, &st->on_kill);
-  dev_.link(cell->dev, link_mode::peer);
-  backplane::line l = cell->dev.line();
-  std::optional<asio::awaitable<void>> run;
+  auto run = std::make_shared<child_run>(
+      r.identity, r.incarnation, child_strands_ ? child_executor(ex_) : ex_, &spec_);
+  dev_.link(run->dev, link_mode::peer);
+  backplane::line l = run->dev.line();
+  std::optional<asio::awaitable<void>> body;
   try {
-    start_result res = (*r.start)(cell->ctx);
+    start_result res = r.identity->start(run->ctx);
     if (res.ok()) {
-      run.emplace(res.take_run());
+      body.emplace(res.take_run());
     } else {
       why = res.error().reason.empty() ? "start_error" : res.error().reason;
     }
   } catch (...) {
     why = "exception: " + describe(std::current_exception());
   }
-  if (!run) {
-    // Forgotten before its device drops (with the cell, below), so nobody
+  if (!body) {
+    // Forgotten before its device drops (with `run`, below), so nobody
     // hears of it unless the start function let it go first.
     retire(l);
     return false;
@@ -219,14 +200,12 @@ bool supervisor_impl::start_incarnation(child_record& r, std::string& why) {
   r.dev = l.id();
   r.status = child_status::running;
   r.anchor = nullptr;
-  r.run = st;
-  r.ex = cex;
+  r.run = run;
   if (r.spec.backoff) r.quiet_since = clock_->now();
   by_device_[r.dev] = &r;
-  // The completion handler keeps the state, and so the cancellation signal
-  // co_spawn hooked into, alive until the coroutine is entirely done.
-  asio::co_spawn(cex, child_body(std::move(cell), std::move(*run), st, r.start),
-                 asio::bind_cancellation_slot(st->cancel.slot(), [st](std::exception_ptr) {}));
+  asio::any_io_executor const& cex = run->ctx.executor;
+  asio::co_spawn(cex, std::move(*body),
+                 asio::bind_cancellation_slot(run->cancel.slot(), run_finished{run}));
   return true;
 }
 
@@ -276,27 +255,35 @@ void supervisor_impl::note(message const& m, child_record const* target) {
   if (as_shutdown(m)) stopping_ = true;
 }
 
-asio::awaitable<void> supervisor_impl::drain() {
-  for (;;) {
-    if (!exits_.empty()) {
-      exit_note n = std::move(exits_.front());
-      exits_.pop_front();
-      co_await decide(std::move(n));
-    } else if (!jobs_.empty() && !stopping_) {
-      job j = std::move(jobs_.front());
-      jobs_.pop_front();
-      co_await j();
-    } else {
-      co_return;
-    }
-  }
-}
-
 asio::awaitable<void> supervisor_impl::run(std::shared_ptr<supervisor_impl> self) {
   (void)self;
   while (!stopping_) {
-    co_await drain();
+    // Exits first, then calls, one at a time. A one_for_one restart is decided
+    // and done right here; only what must wait for children to stop awaits.
+    while (!exits_.empty() || (!jobs_.empty() && !stopping_)) {
+      if (!exits_.empty()) {
+        exit_note n = std::move(exits_.front());
+        exits_.pop_front();
+        auto const order = decide(n);
+        if (!order) continue;
+        if (group_needs_stops(order->failed)) {
+          co_await restart_group(order->failed, order->delay);
+        } else if (auto plan = restart_stopped_group(order->failed, order->delay)) {
+          if (plan->started.empty()) {
+            schedule_retry(order->failed, *plan);
+          } else {
+            co_await settle_retry(order->failed, std::move(*plan));
+          }
+        }
+      } else {
+        job j = std::move(jobs_.front());
+        jobs_.pop_front();
+        co_await j();
+      }
+    }
     if (stopping_) break;
+    // Parked with nothing to do: no stop is in progress, so no deadline.
+    clear_deadline();
     idle_ = true;
     auto [ec, m] = co_await receive();
     idle_ = false;
@@ -323,7 +310,7 @@ asio::awaitable<void> supervisor_impl::run(std::shared_ptr<supervisor_impl> self
 
 void supervisor_impl::kill(child_record& r) {
   if (!r.run) return;
-  asio::dispatch(r.ex, [st = r.run] {
+  asio::dispatch(r.run->ctx.executor, [st = r.run] {
     if (!st->finished.load(std::memory_order_relaxed)) {
       st->killed.store(true, std::memory_order_relaxed);
       if (st->on_kill) {
@@ -349,21 +336,51 @@ void supervisor_impl::abandon(child_record& r) {
   r.run.reset();
 }
 
+void supervisor_impl::arm_deadline(supervisor_clock::time_point at) {
+  deadline_ = at;
+  deadline_passed_ = false;
+  if (deadline_timer_ && deadline_timer_at_ <= at) return;  // fires in time; re-arms then
+  deadline_timer_at_ = at;
+  std::weak_ptr<supervisor_impl> weak = weak_from_this();
+  deadline_timer_ = clock_->schedule(at, ex_, [weak] {
+    if (auto self = weak.lock()) self->on_deadline_timer();
+  });
+}
+
+void supervisor_impl::on_deadline_timer() {
+  // Runs on ex_, from the timer's own callback: resetting it here is safe.
+  deadline_timer_.reset();
+  if (!deadline_) return;
+  if (clock_->now() < *deadline_) {
+    arm_deadline(*deadline_);  // armed for an earlier stop that has finished
+    return;
+  }
+  deadline_passed_ = true;
+  wake();
+}
+
+void supervisor_impl::clear_deadline() {
+  deadline_.reset();
+  deadline_passed_ = false;
+  deadline_timer_.reset();
+}
+
 asio::awaitable<bool> supervisor_impl::await_exit(
     child_record& r, std::optional<supervisor_clock::time_point> deadline) {
-  auto fired = std::make_shared<bool>(false);
-  std::unique_ptr<supervisor_clock::timer> timer;
   if (deadline) {
-    std::weak_ptr<supervisor_impl> weak = weak_from_this();
-    timer = clock_->schedule(*deadline, ex_, [weak, fired] {
-      *fired = true;
-      if (auto self = weak.lock()) self->wake();
-    });
+    arm_deadline(*deadline);
+  } else {
+    deadline_.reset();
+    deadline_passed_ = false;
   }
   device_id const target = r.dev;
   bool kill_sent = r.spec.shutdown.is_brutal() || killed_;
   while (r.status == child_status::running && r.dev == target) {
-    if (*fired) co_return false;
+    if (deadline_passed_) {
+      deadline_.reset();
+      deadline_passed_ = false;
+      co_return false;
+    }
     if (killed_ && !kill_sent) {
       // Our parent killed us while we waited for this child: no more waiting.
       kill(r);
@@ -372,6 +389,8 @@ asio::awaitable<bool> supervisor_impl::await_exit(
     auto [ec, m] = co_await receive();
     if (!ec) note(m, &r);
   }
+  // The timer stays armed for the next stop of the batch (cleared when idle).
+  deadline_.reset();
   co_return true;
 }
 
@@ -484,20 +503,20 @@ void supervisor_impl::decide_while_stopping(exit_note const& n) {
          "none (supervisor stopping)");
 }
 
-asio::awaitable<void> supervisor_impl::decide(exit_note n) {
+std::optional<supervisor_impl::restart_order> supervisor_impl::decide(exit_note const& n) {
   if (stopping_) {
     decide_while_stopping(n);
-    co_return;
+    return std::nullopt;
   }
   child_record* r = find(n.id);
   if (!r || r->dev != n.dev || r->status != child_status::stopped) {
     // An old incarnation, already dealt with: a group restart took it along
     // (or dropped its temporary spec) before its own exit came up.
     report(supervisor_event_kind::child_terminated, n.id, n.dev, n.incarnation, n.reason,
-           !r                               ? "none (spec removed)"
+           !r                                   ? "none (spec removed)"
            : r->status == child_status::stopped ? "none (old incarnation)"
                                                 : "none (restarted with its group)");
-    co_return;
+    return std::nullopt;
   }
   bool const should_restart = r->spec.restart == restart_type::permanent ||
                               (r->spec.restart == restart_type::transient && n.f.has_value());
@@ -506,23 +525,25 @@ asio::awaitable<void> supervisor_impl::decide(exit_note n) {
     report(supervisor_event_kind::child_terminated, n.id, n.dev, n.incarnation, n.reason,
            temporary ? "none (temporary: spec removed)" : "none (transient, exited cleanly)");
     if (temporary) remove(r);
-    co_return;
+    return std::nullopt;
   }
   // Counted first, so that the report shows the restart it asks for.
   if (window_.add(clock_->now())) {
     report(supervisor_event_kind::child_terminated, n.id, n.dev, n.incarnation, n.reason,
            "give up: restart intensity exceeded");
     give_up(n.id, n.dev, n.incarnation, n.reason);
-    co_return;
+    return std::nullopt;
   }
   auto const delay = backoff_delay(*r);
-  report(supervisor_event_kind::child_terminated, n.id, n.dev, n.incarnation, n.reason,
-         delay > nanoseconds::zero() ? "restart in " + duration_text(delay) : "restart");
-  co_await restart_group(r, delay);
+  if (heard(supervisor_event_kind::child_terminated)) {
+    report(supervisor_event_kind::child_terminated, n.id, n.dev, n.incarnation, n.reason,
+           delay > nanoseconds::zero() ? "restart in " + duration_text(delay) : "restart");
+  }
+  return restart_order{r, delay};
 }
 
-std::vector<child_record*> supervisor_impl::group_of(child_record* failed) {
-  std::vector<child_record*> group;
+supervisor_impl::group_t supervisor_impl::group_of(child_record* failed) {
+  group_t group;
   switch (spec_.strategy) {
     case restart_strategy::one_for_one: group.push_back(failed); break;
     case restart_strategy::one_for_all:
@@ -538,6 +559,13 @@ std::vector<child_record*> supervisor_impl::group_of(child_record* failed) {
     }
   }
   return group;
+}
+
+bool supervisor_impl::group_needs_stops(child_record* failed) {
+  if (spec_.strategy == restart_strategy::one_for_one) return false;
+  for (child_record* c : group_of(failed))
+    if (c != failed && c->status != child_status::stopped) return true;
+  return false;
 }
 
 supervisor_clock::duration supervisor_impl::backoff_delay(child_record& r) {
@@ -563,15 +591,34 @@ supervisor_clock::duration supervisor_impl::backoff_delay(child_record& r) {
 
 asio::awaitable<void> supervisor_impl::restart_group(child_record* failed,
                                                      supervisor_clock::duration delay) {
-  std::vector<child_record*> group = group_of(failed);
+  group_t const group = group_of(failed);
   // Stop the rest of the group, last started first.
   for (auto it = group.rbegin(); it != group.rend(); ++it) {
     child_record* c = *it;
     if (c != failed && c->status != child_status::stopped) co_await stop_child(*c);
     if (stopping_) co_return;
   }
+  if (auto plan = restart_stopped_group(failed, delay)) co_await settle_retry(failed, std::move(*plan));
+}
+
+std::optional<supervisor_impl::retry_plan> supervisor_impl::restart_stopped_group(
+    child_record* failed, supervisor_clock::duration delay) {
+  if (spec_.strategy == restart_strategy::one_for_one) {
+    failed->status = child_status::restarting;
+    failed->anchor = nullptr;
+  } else {
+    mark_group(failed);
+  }
+  if (delay > supervisor_clock::duration::zero()) {
+    schedule_restart(failed, delay);
+    return std::nullopt;
+  }
+  return start_group_now(failed);
+}
+
+void supervisor_impl::mark_group(child_record* failed) {
   // Temporary children stopped as a side effect are dropped, not restarted.
-  for (child_record* c : group) {
+  for (child_record* c : group_of(failed)) {
     if (c == failed) {
       c->status = child_status::restarting;
       c->anchor = nullptr;
@@ -582,53 +629,79 @@ asio::awaitable<void> supervisor_impl::restart_group(child_record* failed,
       c->anchor = failed;
     }
   }
-  if (delay > supervisor_clock::duration::zero()) {
-    schedule_restart(failed, delay);
-    co_return;
-  }
-  co_await start_group(failed);
 }
 
-asio::awaitable<void> supervisor_impl::start_group(child_record* anchor) {
-  std::vector<child_record*> members;
+std::optional<supervisor_impl::retry_plan> supervisor_impl::start_group_now(child_record* anchor) {
+  group_t members;
+  if (spec_.strategy == restart_strategy::one_for_one) {
+    // The common case, without building a group.
+    if (anchor->status != child_status::restarting) return std::nullopt;
+    std::string why;
+    if (start_incarnation(*anchor, why)) {
+      if (heard(supervisor_event_kind::restarted))
+        report(supervisor_event_kind::restarted, *anchor, "", "running");
+      return std::nullopt;
+    }
+    members.push_back(anchor);
+    return start_failed(anchor, anchor, {}, std::move(members), why);
+  }
   for (auto& c : children_) {
     if (c->status == child_status::restarting && (c.get() == anchor || c->anchor == anchor))
       members.push_back(c.get());
   }
-  std::vector<child_record*> started;
+  group_t started;
   for (child_record* c : members) {
     std::string why;
     if (start_incarnation(*c, why)) {
-      report(supervisor_event_kind::restarted, *c, "", "running");
+      if (heard(supervisor_event_kind::restarted))
+        report(supervisor_event_kind::restarted, *c, "", "running");
       started.push_back(c);
       continue;
     }
-    // This try is over; the next one counts toward intensity like any restart.
-    std::uint64_t const failed_inc = c->incarnation;
-    if (window_.add(clock_->now())) {
-      report(supervisor_event_kind::start_error, c->spec.id, device_id{}, failed_inc, why,
-             "give up: restart intensity exceeded");
-      give_up(c->spec.id, device_id{}, failed_inc, why);
-      co_return;  // stop_all stops what this round started
-    }
-    auto const delay = backoff_delay(*anchor);
-    report(supervisor_event_kind::start_error, c->spec.id, device_id{}, failed_inc, why,
-           delay > nanoseconds::zero() ? "retry in " + duration_text(delay) : "retry");
-    // A group restart that fails part-way stops what it restarted, last
-    // started first, before it tries again.
-    for (auto it = started.rbegin(); it != started.rend(); ++it) {
-      co_await stop_child(**it);
-      if (stopping_) co_return;
-    }
-    for (child_record* m : members) {
-      // Unless an exit heard meanwhile removed it or made it someone else's.
-      if (m->status == child_status::running) continue;
-      m->status = child_status::restarting;
-      m->anchor = m == anchor ? nullptr : anchor;
-    }
-    schedule_restart(anchor, delay);
-    co_return;
+    return start_failed(anchor, c, std::move(started), std::move(members), why);
   }
+  return std::nullopt;
+}
+
+std::optional<supervisor_impl::retry_plan> supervisor_impl::start_failed(
+    child_record* anchor, child_record* c, group_t started, group_t members,
+    std::string const& why) {
+  // This try is over; the next one counts toward intensity like any restart.
+  std::uint64_t const failed_inc = c->incarnation;
+  if (window_.add(clock_->now())) {
+    report(supervisor_event_kind::start_error, c->spec.id, device_id{}, failed_inc, why,
+           "give up: restart intensity exceeded");
+    give_up(c->spec.id, device_id{}, failed_inc, why);
+    return std::nullopt;  // stop_all stops what this round started
+  }
+  auto const delay = backoff_delay(*anchor);
+  report(supervisor_event_kind::start_error, c->spec.id, device_id{}, failed_inc, why,
+         delay > nanoseconds::zero() ? "retry in " + duration_text(delay) : "retry");
+  return retry_plan{std::move(started), std::move(members), delay};
+}
+
+asio::awaitable<void> supervisor_impl::start_group(child_record* anchor) {
+  if (auto plan = start_group_now(anchor)) co_await settle_retry(anchor, std::move(*plan));
+}
+
+asio::awaitable<void> supervisor_impl::settle_retry(child_record* anchor, retry_plan p) {
+  // A group restart that fails part-way stops what it restarted, last
+  // started first, before it tries again.
+  for (auto it = p.started.rbegin(); it != p.started.rend(); ++it) {
+    co_await stop_child(**it);
+    if (stopping_) co_return;
+  }
+  schedule_retry(anchor, p);
+}
+
+void supervisor_impl::schedule_retry(child_record* anchor, retry_plan const& p) {
+  for (child_record* m : p.members) {
+    // Unless an exit heard meanwhile removed it or made it someone else's.
+    if (m->status == child_status::running) continue;
+    m->status = child_status::restarting;
+    m->anchor = m == anchor ? nullptr : anchor;
+  }
+  schedule_restart(anchor, p.delay);
 }
 
 void supervisor_impl::schedule_restart(child_record* anchor, supervisor_clock::duration delay) {
@@ -660,8 +733,32 @@ void supervisor_impl::schedule_restart(child_record* anchor, supervisor_clock::d
 
 // -------------------------------------------------------------- reports ----
 
+namespace {
+spdlog::level::level_enum level_of(supervisor_event_kind kind, bool clean) {
+  switch (kind) {
+    case supervisor_event_kind::child_terminated:
+      return clean ? spdlog::level::debug : spdlog::level::err;
+    case supervisor_event_kind::restarted: return spdlog::level::info;
+    case supervisor_event_kind::shutdown_error: return spdlog::level::warn;
+    case supervisor_event_kind::intensity_exceeded: return spdlog::level::critical;
+    case supervisor_event_kind::start_error: return spdlog::level::err;
+  }
+  return spdlog::level::err;
+}
+}  // namespace
+
+bool supervisor_impl::heard(supervisor_event_kind kind, bool clean) const {
+  // A clean exit logs at a lower level than a crash: asking for the crash's
+  // level answers for both.
+  return spec_.observer || logger_->should_log(level_of(kind, clean));
+}
+
 void supervisor_impl::report(supervisor_event_kind kind, std::string const& child, device_id dev,
                              std::uint64_t incarnation, std::string reason, std::string action) {
+  auto const level =
+      level_of(kind, kind == supervisor_event_kind::child_terminated && reason == "clean");
+  bool const log = logger_->should_log(level);
+  if (!log && !spec_.observer) return;  // nobody listens: build nothing
   supervisor_event e;
   e.supervisor = path_;
   e.child = child;
@@ -674,21 +771,12 @@ void supervisor_impl::report(supervisor_event_kind kind, std::string const& chil
   e.period = window_.period();
   e.action = std::move(action);
   if (spec_.observer) spec_.observer(e);
-  spdlog::level::level_enum level = spdlog::level::err;
-  switch (kind) {
-    case supervisor_event_kind::child_terminated:
-      level = e.reason == "clean" ? spdlog::level::debug : spdlog::level::err;
-      break;
-    case supervisor_event_kind::restarted: level = spdlog::level::info; break;
-    case supervisor_event_kind::shutdown_error: level = spdlog::level::warn; break;
-    case supervisor_event_kind::intensity_exceeded: level = spdlog::level::critical; break;
-    case supervisor_event_kind::start_error: level = spdlog::level::err; break;
-  }
-  if (logger_->should_log(level)) logger_->log(level, "{}", json_ ? format_json(e) : format_text(e));
+  if (log) logger_->log(level, "{}", json_ ? format_json(e) : format_text(e));
 }
 
 void supervisor_impl::finish() {
   ended_ = true;
+  clear_deadline();
   if (home_) {
     // A nested supervisor's run hands the device back; start_nested's body
     // disconnects it, with the reason in an exception if we gave up.
@@ -879,7 +967,7 @@ namespace {
 asio::awaitable<void> nested_life(std::shared_ptr<supervisor_impl> impl, device* home) {
   co_await impl->run(impl);
   supervisor_exit const e = impl->exit();
-  // child_body disconnects with fault::error and the parent reports this.
+  // run_finished disconnects with fault::error and the parent reports this.
   if (e.intensity_exceeded) throw restart_intensity_exceeded(impl->give_up_text());
   if (e.fault && home->valid()) home->disconnect(*e.fault);
 }

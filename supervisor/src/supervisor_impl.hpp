@@ -37,11 +37,33 @@
 
 namespace backplane::detail {
 
-/// Shared by a child's run coroutine and its record.
-struct child_run_state {
+/// What every incarnation of one child shares, made once per record: the
+/// strings its `child_context` refers to and the start function. Kept alive by
+/// every running incarnation, since a start function that is a coroutine
+/// lambda keeps using its closure (and the context's strings) after the
+/// record is gone.
+struct child_identity {
+  std::string supervisor;  // the supervisor's path
+  std::string id;
+  start_function start;
+};
+
+/// One incarnation of a child: its device, the context handed to the start
+/// function, and what the supervisor needs to stop it. One allocation per
+/// start, shared by the record and the run's completion handler, which keeps
+/// it (and so the cancellation signal co_spawn hooked into) alive until the
+/// coroutine is entirely done.
+struct child_run {
+  child_run(std::shared_ptr<child_identity const> who, std::uint64_t inc,
+            boost::asio::any_io_executor ex, void const* options)
+      : identity(std::move(who)),
+        ctx{dev, identity->supervisor, identity->id, inc, std::move(ex), options, &on_kill} {}
+  device dev;
+  std::shared_ptr<child_identity const> identity;
+  child_context ctx;
   boost::asio::cancellation_signal cancel;  // brutal kill; emitted on the child's executor
-  /// What the run threw; written only by a body that then disconnects the
-  /// device itself, so the supervisor reads it after hearing the exit.
+  /// What the run threw; written by the completion handler just before it
+  /// disconnects the device, so the supervisor reads it after hearing.
   std::exception_ptr exception;
   std::atomic<bool> finished{false};
   std::atomic<bool> killed{false};  // the supervisor cancelled it
@@ -51,16 +73,13 @@ struct child_run_state {
 };
 
 struct child_record {
-  child_spec spec;  // without its start function, which is in `start`
-  /// Shared with every running incarnation: a start function that is a
-  /// coroutine lambda keeps using its closure after the record is gone.
-  std::shared_ptr<start_function const> start;
+  child_spec spec;  // without its start function, which is in `identity`
+  std::shared_ptr<child_identity const> identity;
   child_status status = child_status::stopped;
   line ln;
   device_id dev;
   std::uint64_t incarnation = 0;
-  std::shared_ptr<child_run_state> run;
-  boost::asio::any_io_executor ex;
+  std::shared_ptr<child_run> run;  // the running incarnation
   // backoff
   std::uint32_t consecutive = 0;
   supervisor_clock::time_point quiet_since{};  // last start, or next attempt
@@ -133,7 +152,6 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   /// Records what a message means; exits go to exits_ unless the exit is of
   /// `target`, the child whose exit the caller is waiting for.
   void note(message const& m, child_record const* target);
-  boost::asio::awaitable<void> drain();
 
   // children
   child_record* find(std::string const& id);
@@ -155,18 +173,63 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   void remove(child_record* r);
 
   // decisions
-  boost::asio::awaitable<void> decide(exit_note n);
+  //
+  // Most decisions complete synchronously, without a coroutine frame: the
+  // one_for_one restart of a crashed child is decide + start. Only what must
+  // wait for children to stop (a group restart with running members, a retry
+  // that must first stop what it restarted) continues as a coroutine.
+  using group_t = std::vector<child_record*>;
+  struct restart_order {
+    child_record* failed;
+    supervisor_clock::duration delay;
+  };
+  /// A group start that failed part-way: the members it started, to stop
+  /// (last started first) before the retry is scheduled after `delay`.
+  struct retry_plan {
+    group_t started;
+    group_t members;
+    supervisor_clock::duration delay;
+  };
+  /// Reports and counts an exit; returns the group restart it calls for.
+  std::optional<restart_order> decide(exit_note const& n);
   void decide_while_stopping(exit_note const& n);
+  [[nodiscard]] bool group_needs_stops(child_record* failed);
+  /// Stops the running members of the group (last started first), then
+  /// restart_stopped_group.
   boost::asio::awaitable<void> restart_group(child_record* failed,
                                              supervisor_clock::duration delay);
+  /// The group is stopped: drops its temporary members, marks the others
+  /// restarting and starts them now or after `delay`.
+  std::optional<retry_plan> restart_stopped_group(child_record* failed,
+                                                  supervisor_clock::duration delay);
+  /// Starts `anchor`'s restarting group in order, stopping at the first start
+  /// that fails (reported and counted).
+  std::optional<retry_plan> start_group_now(child_record* anchor);
+  /// A start of `c` failed in `anchor`'s group: counts it toward intensity
+  /// (giving up beyond it), reports it and returns the retry.
+  std::optional<retry_plan> start_failed(child_record* anchor, child_record* c, group_t started,
+                                         group_t members, std::string const& why);
+  /// Marks a stopped group restarting, dropping its temporary members.
+  void mark_group(child_record* failed);
   boost::asio::awaitable<void> start_group(child_record* anchor);
-  std::vector<child_record*> group_of(child_record* failed);
+  /// Stops what the failed try started, then schedules the retry.
+  boost::asio::awaitable<void> settle_retry(child_record* anchor, retry_plan p);
+  void schedule_retry(child_record* anchor, retry_plan const& p);
+  group_t group_of(child_record* failed);
   void schedule_restart(child_record* anchor, supervisor_clock::duration delay);
   [[nodiscard]] supervisor_clock::duration backoff_delay(child_record& r);
   void give_up(std::string const& id, device_id dev, std::uint64_t incarnation,
                std::string const& reason);
 
+  // shutdown deadlines: one timer for all the stops of a batch
+  void arm_deadline(supervisor_clock::time_point at);
+  void on_deadline_timer();
+  void clear_deadline();
+
   // reports
+  /// Whether an event of this kind would reach anyone (observer or logger):
+  /// callers skip building its strings otherwise.
+  [[nodiscard]] bool heard(supervisor_event_kind kind, bool clean = false) const;
   void report(supervisor_event_kind kind, std::string const& child, device_id dev,
               std::uint64_t incarnation, std::string reason, std::string action);
   void report(supervisor_event_kind kind, child_record const& r, std::string reason,
@@ -206,6 +269,13 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   supervisor_exit exit_;
   std::vector<handler_t<supervisor_exit>> exit_waiters_;
   std::minstd_rand rng_;
+  // the stop in progress: its deadline, whether it passed, and the one timer
+  // armed at or before it (a timer left from an earlier stop re-arms when it
+  // fires early, so a batch of quick stops arms one timer, not one each)
+  std::optional<supervisor_clock::time_point> deadline_;
+  bool deadline_passed_ = false;
+  std::unique_ptr<supervisor_clock::timer> deadline_timer_;
+  supervisor_clock::time_point deadline_timer_at_{};
 };
 
 /// Makes handles (the constructor is private).

@@ -345,6 +345,85 @@ TEST_F(Shutdown, CallsQueuedBehindAShutdownAreAnswered) {
   EXPECT_TRUE(ended(sup));
 }
 
+/// A child that, asked to stop, takes until the test releases it.
+child_spec slow_to_stop(std::string id, std::vector<std::string>& log,
+                        boost::asio::steady_timer& release) {
+  auto c = worker(id, [&log, &release, id](device& d) -> asio::awaitable<void> {
+    (void)co_await d.async_receive(asio::as_tuple(asio::use_awaitable));  // the request
+    (void)co_await release.async_wait(asio::as_tuple(asio::use_awaitable));
+    log.push_back("stop " + id);
+  });
+  c.shutdown = shutdown_policy::timeout(5s);
+  return c;
+}
+
+/// A manual clock that counts the timers asked of it.
+class counting_clock final : public supervisor_clock {
+ public:
+  explicit counting_clock(std::shared_ptr<manual_clock> inner) : inner_(std::move(inner)) {}
+  [[nodiscard]] time_point now() const override { return inner_->now(); }
+  [[nodiscard]] std::unique_ptr<timer> schedule(time_point at, boost::asio::any_io_executor ex,
+                                                std::function<void()> fn) override {
+    ++scheduled;
+    return inner_->schedule(at, std::move(ex), std::move(fn));
+  }
+  int scheduled = 0;
+
+ private:
+  std::shared_ptr<manual_clock> inner_;
+};
+
+TEST_F(Shutdown, ABatchOfQuickStopsArmsOneDeadlineTimer) {
+  auto counting = std::make_shared<counting_clock>(clock);
+  auto s = spec();
+  s.clock = counting;
+  for (int i = 0; i < 10; ++i) s.children.push_back(kids.spec(fmt::format("k{}", i)));
+  auto sup = start(std::move(s));
+  kids.clear_log();
+  auto exit = stop(sup);
+  EXPECT_FALSE(exit.fault);
+  EXPECT_EQ(kids.log.size(), 10u);
+  // Ten stops with a 5 s timeout each, all quick: one timer, not ten, and
+  // none left behind.
+  EXPECT_EQ(counting->scheduled, 1);
+  EXPECT_EQ(clock->pending(), 0u);
+}
+
+TEST_F(Shutdown, ALaterStopGetsItsWholeTimeoutFromTheSharedTimer) {
+  // c takes 3 s to stop. b, asked at t = 3 s, must get its full 5 s (until
+  // t = 8 s), although the timer armed for c's deadline fires at t = 5 s.
+  boost::asio::steady_timer release(ctx, boost::asio::steady_timer::time_point::max());
+  auto s = spec();
+  s.children = {kids.spec("a"), stubborn("b", kids.log, shutdown_policy::timeout(5s)),
+                slow_to_stop("c", kids.log, release)};
+  auto sup = start(std::move(s));
+  kids.clear_log();
+  bool stopped = false;
+  sup.async_stop([&](auto, auto) { stopped = true; });
+  idle();
+  EXPECT_EQ(clock->pending(), 1u);
+  clock->advance(3s);
+  release.cancel();
+  idle();
+  EXPECT_EQ(kids.log, (strings{"stop c"}));
+  EXPECT_EQ(clock->pending(), 1u);  // still c's timer, not a second one
+  clock->advance(2s);               // t = 5 s: c's deadline, not b's
+  idle();
+  EXPECT_EQ(kids.log, (strings{"stop c"}));
+  EXPECT_TRUE(of_kind(supervisor_event_kind::shutdown_error).empty());
+  EXPECT_EQ(clock->pending(), 1u);  // re-armed for b's deadline
+  clock->advance(3s - 1ms);
+  idle();
+  EXPECT_EQ(kids.log, (strings{"stop c"}));
+  clock->advance(1ms);  // t = 8 s
+  idle();
+  EXPECT_EQ(kids.log, (strings{"stop c", "cancelled b", "stop a"}));
+  ASSERT_EQ(of_kind(supervisor_event_kind::shutdown_error).size(), 1u);
+  EXPECT_EQ(of_kind(supervisor_event_kind::shutdown_error)[0].child, "b");
+  EXPECT_TRUE(stopped);
+  EXPECT_EQ(clock->pending(), 0u);
+}
+
 TEST(ShutdownSteadyClock, TimesOutForReal) {
   // The real clock's timers: a child that ignores its shutdown request is
   // cancelled once its (1 ms) timeout has passed. io_context::run returns once
