@@ -455,6 +455,112 @@ awaitable<void> floor_post_driver(benchmark::State& state) {
 void floor_co_spawn(benchmark::State& s) { run_floor(s, floor_co_spawn_driver); }
 void floor_post_deferred(benchmark::State& s) { run_floor(s, floor_post_driver); }
 
+// --- floors without a supervisor: what the backplane and Asio cost alone ---
+
+/// A throw that crosses a coroutine boundary, as every exception from an
+/// Asio awaitable does: thrown in the callee, stored in its frame, rethrown
+/// into the caller at co_await. The throwing restart cycles stand on this.
+awaitable<void> thrower() {
+  throw std::runtime_error("boom");
+  co_return;
+}
+awaitable<void> floor_throw_awaited_driver(benchmark::State& state) {
+  for (auto _ : state) {
+    try {
+      co_await thrower();
+    } catch (std::exception const& e) {
+      benchmark::DoNotOptimize(e.what());
+    }
+  }
+}
+void floor_throw_awaited(benchmark::State& s) { run_floor(s, floor_throw_awaited_driver); }
+
+/// The smallest thing that restarts a managed child: a coroutine on its own
+/// device that links each child as a peer, co_spawns it (with a cancellation
+/// slot bound, as a supervisor needs to kill it) and, when its disconnect
+/// arrives, spawns the next. No decision, no report, no bookkeeping: the
+/// backplane and Asio share of restart_cycle_error.
+struct bare_restarter {
+  asio::io_context& ctx;
+  trigger trig;
+  std::uint64_t starts = 0;
+  device self;
+  std::shared_ptr<asio::cancellation_signal> kill = std::make_shared<asio::cancellation_signal>();
+
+  void spawn_child() {
+    device child;
+    self.link(child, backplane::link_mode::peer);
+    ++starts;
+    auto body = [](device d, trigger& t) -> awaitable<void> {
+      (void)co_await backplane::manage(std::move(d), wait_then_error(t));
+    };
+    asio::co_spawn(ctx, body(std::move(child), trig),
+                   asio::bind_cancellation_slot(kill->slot(), [k = kill](std::exception_ptr) {}));
+  }
+  awaitable<void> loop() {
+    for (;;) {
+      spawn_child();
+      auto [ec, m] = co_await self.async_receive(asio::as_tuple(asio::deferred));
+      if (ec) co_return;
+    }
+  }
+};
+
+void floor_bare_restart_cycle(benchmark::State& state) {
+  asio::io_context ctx(1);
+  bare_restarter r{ctx, {}, 0, device{}};
+  r.trig.fallback = ctx.get_executor();
+  asio::cancellation_signal stop;
+  asio::co_spawn(ctx, r.loop(), asio::bind_cancellation_slot(stop.slot(), asio::detached));
+  run_until_idle(ctx);
+  for (auto _ : state) {
+    std::uint64_t const before = r.starts;
+    r.trig.fire();
+    run_until_idle(ctx);
+    expect(r.starts == before + 1 && r.trig.armed(), "bare restart");
+  }
+  stop.emit(asio::cancellation_type::terminal);
+  r.kill->emit(asio::cancellation_type::terminal);
+  run_until_idle(ctx);
+}
+
+/// 10,000 children as start_10k's minimal worker, each on its own device,
+/// linked to one parent device and co_spawned with a bound cancellation slot,
+/// from a plain loop: the backplane and Asio share of a started child, in
+/// time and bytes.
+constexpr int floor_many = 10'000;  // as start_10k
+
+void floor_spawn_10k(benchmark::State& state) {
+  double total = 0, bytes = 0;
+  for (auto _ : state) {
+    asio::io_context ctx(1);
+    device parent;
+    std::vector<std::shared_ptr<asio::cancellation_signal>> kills;
+    kills.reserve(floor_many);
+    std::size_t const heap0 = heap_in_use();
+    auto const t0 = clock_type::now();
+    for (int i = 0; i < floor_many; ++i) {
+      device child;
+      parent.link(child, backplane::link_mode::peer);
+      auto k = std::make_shared<asio::cancellation_signal>();
+      auto body = [](device d) -> awaitable<void> { co_await parked(d); };
+      asio::co_spawn(ctx, body(std::move(child)),
+                     asio::bind_cancellation_slot(k->slot(), [k](std::exception_ptr) {}));
+      kills.push_back(std::move(k));
+    }
+    run_until_idle(ctx);
+    double const t = seconds_since(t0);
+    bytes += static_cast<double>(heap_in_use() - heap0) / floor_many;
+    state.SetIterationTime(t);
+    total += t;
+    for (auto& k : kills) k->emit(asio::cancellation_type::terminal);
+    run_until_idle(ctx);
+  }
+  auto const n = static_cast<double>(state.iterations());
+  state.counters["ns_per_child"] = total / n / floor_many * 1e9;
+  state.counters["bytes_per_child"] = bytes / n;
+}
+
 // --- one_for_all / rest_for_one with 100 children ---
 
 constexpr int group_size = 100;
@@ -774,6 +880,8 @@ int main(int argc, char** argv) {
   reg("floor_throw_catch", floor_throw_catch);
   reg("floor_co_spawn", floor_co_spawn);
   reg("floor_post_deferred", floor_post_deferred);
+  reg("floor_throw_awaited", floor_throw_awaited);
+  reg("floor_bare_restart_cycle", floor_bare_restart_cycle);
   for (std::int64_t n : sustained_counts()) {
     stats(benchmark::RegisterBenchmark(fmt::format("restart_cycle_error_sustained/{}", n).c_str(),
                                        restart_cycle_error_sustained))
@@ -794,6 +902,9 @@ int main(int argc, char** argv) {
       ->UseManualTime()
       ->Iterations(5);
   stats(benchmark::RegisterBenchmark("shutdown_10k_manage", shutdown_10k_manage))
+      ->UseManualTime()
+      ->Iterations(5);
+  stats(benchmark::RegisterBenchmark("floor_spawn_10k", floor_spawn_10k))
       ->UseManualTime()
       ->Iterations(5);
   reg("intensity_exceeded", intensity_exceeded);

@@ -795,8 +795,16 @@ void supervisor_impl::finish() {
 namespace {
 template <class H, class... Args>
 void complete(H h, asio::any_io_executor const& fallback, Args... args) {
-  // Posted to the supervisor's executor, then dispatched to the handler's own.
+  // Posted to the supervisor's executor, then dispatched to the handler's own:
+  // never run inside a job of the supervisor's loop.
   asio::post(fallback, asio::append(std::move(h), std::move(args)...));
+}
+/// For a call answered by the handler that the public API posted to us (so
+/// never from inside the initiating function), outside any job: the handler
+/// may run at once if its executor is ours, saving a trip through the queue.
+template <class H, class... Args>
+void complete_direct(H h, asio::any_io_executor const& fallback, Args... args) {
+  asio::dispatch(fallback, asio::append(std::move(h), std::move(args)...));
 }
 boost::system::error_code err(supervisor_errc e) { return make_error_code(e); }
 }  // namespace
@@ -804,7 +812,15 @@ boost::system::error_code err(supervisor_errc e) { return make_error_code(e); }
 void supervisor_impl::api_start_child(child_spec spec, handler_t<device_id> h) {
   if (ended_ || stopping_)
     return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down), device_id{});
-  auto run_now = [this, spec = std::move(spec), h = std::move(h)]() mutable {
+  // `direct`: called straight from the API's posted handler, not from a job.
+  auto run_now = [this, spec = std::move(spec), h = std::move(h)](bool direct) mutable {
+    auto const complete = [direct](auto&& handler, auto const& fallback, auto... args) {
+      if (direct) {
+        complete_direct(std::move(handler), fallback, std::move(args)...);
+      } else {
+        ::backplane::detail::complete(std::move(handler), fallback, std::move(args)...);
+      }
+    };
     if (stopping_)
       return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down), device_id{});
     if (child_record* r = find(spec.id)) {
@@ -825,11 +841,11 @@ void supervisor_impl::api_start_child(child_spec spec, handler_t<device_id> h) {
     complete(std::move(h), ex_, boost::system::error_code{}, r->dev);
   };
   if (idle_ && jobs_.empty() && exits_.empty()) {
-    run_now();  // parked at the top: nothing holds a child pointer
+    run_now(true);  // parked at the top: nothing holds a child pointer
   } else {
     auto shared = std::make_shared<decltype(run_now)>(std::move(run_now));
     enqueue([shared]() -> asio::awaitable<void> {
-      (*shared)();
+      (*shared)(false);
       co_return;
     });
   }
@@ -904,7 +920,7 @@ void supervisor_impl::api_delete_child(std::string id, void_handler_t h) {
 
 void supervisor_impl::api_which_children(handler_t<std::vector<child_info>> h) {
   if (ended_) {
-    return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down),
+    return complete_direct(std::move(h), ex_, err(supervisor_errc::supervisor_down),
                     std::vector<child_info>{});
   }
   std::vector<child_info> out;
@@ -919,11 +935,11 @@ void supervisor_impl::api_which_children(handler_t<std::vector<child_info>> h) {
     i.incarnation = c->incarnation;
     out.push_back(std::move(i));
   }
-  complete(std::move(h), ex_, boost::system::error_code{}, std::move(out));
+  complete_direct(std::move(h), ex_, boost::system::error_code{}, std::move(out));
 }
 
 void supervisor_impl::api_count_children(handler_t<child_counts> h) {
-  if (ended_) return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down), child_counts{});
+  if (ended_) return complete_direct(std::move(h), ex_, err(supervisor_errc::supervisor_down), child_counts{});
   child_counts n;
   n.specs = children_.size();
   for (auto const& c : children_) {
@@ -934,12 +950,12 @@ void supervisor_impl::api_count_children(handler_t<child_counts> h) {
       ++n.workers;
     }
   }
-  complete(std::move(h), ex_, boost::system::error_code{}, n);
+  complete_direct(std::move(h), ex_, boost::system::error_code{}, n);
 }
 
 void supervisor_impl::api_budget(handler_t<restart_budget> h) {
   if (ended_) {
-    return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down), restart_budget{});
+    return complete_direct(std::move(h), ex_, err(supervisor_errc::supervisor_down), restart_budget{});
   }
   auto const now = clock_->now();
   restart_budget b;
@@ -947,7 +963,7 @@ void supervisor_impl::api_budget(handler_t<restart_budget> h) {
   b.max_restarts = window_.max_restarts();
   b.period = window_.period();
   b.until_oldest_expires = window_.until_oldest_expires(now);
-  complete(std::move(h), ex_, boost::system::error_code{}, b);
+  complete_direct(std::move(h), ex_, boost::system::error_code{}, b);
 }
 
 void supervisor_impl::api_stop(bool request, handler_t<supervisor_exit> h) {
