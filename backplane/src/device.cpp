@@ -67,4 +67,9 @@ void device::disconnect(std::optional<fault> f) {
   state_ = detail::state_ref();
 }
 
+void device::disconnect(fault f, std::exception_ptr cause) {
+  detail::disconnect(checked(), f, cause);
+  state_ = detail::state_ref();
+}
+
 }  // namespace backplane

@@ -91,7 +91,7 @@ state_header* create_state() { return new device_state(device_id::next()); }
 
 void destroy_state(state_header* s) noexcept { delete full(s); }
 
-void disconnect(state_header* h, std::optional<fault> f) noexcept {
+void disconnect(state_header* h, std::optional<fault> f, std::exception_ptr const& cause) noexcept {
   device_state* s = full(h);
   link_vector links;
   waiter* w = nullptr;
@@ -114,7 +114,7 @@ void disconnect(state_header* h, std::optional<fault> f) noexcept {
       std::lock_guard lock(peer->mu);
       our_entry = peer->links.erase(s);
       if ((e.bits & notify_bit) && peer->connected) {
-        peer->inbox.push(disconnected{s->id, f});
+        peer->inbox.push(disconnected{s->id, f, cause});
         woken = take_waiter(peer, true);
       }
     }

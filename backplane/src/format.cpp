@@ -27,7 +27,9 @@ std::string to_string(fault f) {
 std::string to_string(message const& m) {
   if (auto const* d = as_disconnected(m)) {
     if (!d->fault) return "disconnected " + to_string(d->sender) + " cleanly";
-    return "disconnected " + to_string(d->sender) + " (" + to_string(*d->fault) + ")";
+    std::string s = "disconnected " + to_string(d->sender) + " (" + to_string(*d->fault);
+    if (d->cause) s += ": " + describe(d->cause);
+    return s + ")";
   }
   return "shutdown requested by " + to_string(std::get<shutdown>(m).requester);
 }

@@ -87,9 +87,11 @@ struct run_finished {
   void operator()(std::exception_ptr thrown) const {
     run->finished.store(true, std::memory_order_relaxed);
     if (run->dev.valid()) {
-      // Written before the disconnect: the supervisor reads it after hearing.
-      run->exception = thrown;
-      run->dev.disconnect(thrown ? std::optional<fault>(fault::error()) : std::nullopt);
+      if (thrown) {
+        run->dev.disconnect(fault::error(), thrown);
+      } else {
+        run->dev.disconnect();
+      }
     }
   }
 };
@@ -240,7 +242,8 @@ void supervisor_impl::note(message const& m, child_record const* target) {
     child_record* r = it->second;
     by_device_.erase(it);
     r->status = child_status::stopped;
-    std::string reason = exit_reason(*r, gone->fault);
+    // Built only if some report could use it (describing an exception is not free).
+    std::string reason = reasons_wanted() ? exit_reason(*r, *gone) : std::string();
     bool const killed = r->run && r->run->killed.load(std::memory_order_relaxed);
     r->run.reset();
     if (r == target) {
@@ -471,7 +474,8 @@ child_record* supervisor_impl::find(std::string const& id) {
 
 // ------------------------------------------------------------ decisions ----
 
-std::string supervisor_impl::exit_reason(child_record const& r, std::optional<fault> f) const {
+std::string supervisor_impl::exit_reason(child_record const& r, disconnected const& gone) const {
+  auto const& f = gone.fault;
   if (!f) return "clean";
   switch (f->what()) {
     case fault::kind::drop: return "drop: the child's device was destroyed while connected";
@@ -480,7 +484,8 @@ std::string supervisor_impl::exit_reason(child_record const& r, std::optional<fa
   }
   if (r.run && r.run->killed.load(std::memory_order_relaxed))
     return "killed: cancelled by the supervisor";
-  if (r.run && r.run->exception) return "error: " + describe(r.run->exception);
+  // The exception the child's run threw, or that manage's work threw.
+  if (gone.cause) return "error: " + describe(gone.cause);
   return "error";
 }
 
@@ -747,6 +752,10 @@ spdlog::level::level_enum level_of(supervisor_event_kind kind, bool clean) {
 }
 }  // namespace
 
+bool supervisor_impl::reasons_wanted() const {
+  return spec_.observer || logger_->should_log(spdlog::level::critical);
+}
+
 bool supervisor_impl::heard(supervisor_event_kind kind, bool clean) const {
   // A clean exit logs at a lower level than a crash: asking for the crash's
   // level answers for both.
@@ -782,7 +791,13 @@ void supervisor_impl::finish() {
     // disconnects it, with the reason in an exception if we gave up.
     *home_ = std::move(dev_);
   } else if (dev_.valid()) {
-    dev_.disconnect(exit_.fault);
+    if (exit_.intensity_exceeded) {
+      // Whoever monitors the root hears why it gave up.
+      dev_.disconnect(*exit_.fault,
+                      std::make_exception_ptr(restart_intensity_exceeded(give_up_text())));
+    } else {
+      dev_.disconnect(exit_.fault);
+    }
   }
   auto waiters = std::move(exit_waiters_);
   for (auto& h : waiters) {

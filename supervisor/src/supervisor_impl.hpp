@@ -62,9 +62,6 @@ struct child_run {
   std::shared_ptr<child_identity const> identity;
   child_context ctx;
   boost::asio::cancellation_signal cancel;  // brutal kill; emitted on the child's executor
-  /// What the run threw; written by the completion handler just before it
-  /// disconnects the device, so the supervisor reads it after hearing.
-  std::exception_ptr exception;
   std::atomic<bool> finished{false};
   std::atomic<bool> killed{false};  // the supervisor cancelled it
   /// Set by the start function (a nested supervisor), run instead of the
@@ -236,7 +233,9 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
               std::string action) {
     report(kind, r.spec.id, r.dev, r.incarnation, std::move(reason), std::move(action));
   }
-  [[nodiscard]] std::string exit_reason(child_record const& r, std::optional<fault> f) const;
+  [[nodiscard]] std::string exit_reason(child_record const& r, disconnected const& gone) const;
+  /// Whether any report would be heard (observer, or a logger not off).
+  [[nodiscard]] bool reasons_wanted() const;
   void finish();
 
   boost::asio::any_io_executor ex_;

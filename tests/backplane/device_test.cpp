@@ -137,6 +137,30 @@ TEST(Device, FaultyDisconnectIsHeardWithItsFault) {
   }
 }
 
+TEST(Device, DisconnectWithACauseTellsEveryMonitorTheSameException) {
+  device subject;
+  device a;
+  device b;
+  a.link(subject, link_mode::monitor);
+  b.link(subject, link_mode::peer);
+  device_id const id = subject.id();
+  auto const cause = std::make_exception_ptr(std::runtime_error("disk full"));
+  subject.disconnect(fault::error(), cause);
+  EXPECT_FALSE(subject.valid());
+  EXPECT_EQ(a.try_receive(), message(disconnected{id, fault::error(), cause}));
+  EXPECT_EQ(b.try_receive(), message(disconnected{id, fault::error(), cause}));
+  // Without one, the cause is empty.
+  device c;
+  device watcher;
+  watcher.link(c, link_mode::monitor);
+  device_id const cid = c.id();
+  c.disconnect(fault::error());
+  auto m = watcher.try_receive();
+  ASSERT_TRUE(m);
+  EXPECT_FALSE(as_disconnected(*m)->cause);
+  EXPECT_EQ(*m, gone(cid, fault::error()));
+}
+
 TEST(Device, DisconnectHappensOnceAndDiscardsTheMailbox) {
   device watcher;
   std::optional<device> d(std::in_place);

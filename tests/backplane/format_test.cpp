@@ -61,6 +61,11 @@ TEST(Format, Message) {
             "disconnected #3 (cascade from #9)");
   EXPECT_EQ(fmt::format("{}", message(backplane::shutdown{device_id(1)})),
             "shutdown requested by #1");
+  // With a cause, the exception is described too.
+  EXPECT_EQ(fmt::format("{}", message(disconnected{
+                                  device_id(3), fault::error(),
+                                  std::make_exception_ptr(std::runtime_error("disk full"))})),
+            "disconnected #3 (error: std::runtime_error: disk full)");
 }
 
 TEST(Format, LinkError) {

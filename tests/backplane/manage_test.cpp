@@ -188,7 +188,8 @@ TEST(Manage, ExceptionIsAPanicHoldingTheOriginalException) {
     EXPECT_EQ(e.code, 451);
   }
   EXPECT_EQ(fmt::format("{}", c), "panic: (anonymous namespace)::custom_failure: disk on fire");
-  EXPECT_EQ(observer.try_receive(), message(disconnected{subject_id, fault::error()}));
+  // Monitors hear the very same exception as the cause.
+  EXPECT_EQ(observer.try_receive(), message(disconnected{subject_id, fault::error(), c.exception()}));
 }
 
 TEST(Manage, ErrorIsACrashHoldingTheValue) {

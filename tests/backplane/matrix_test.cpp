@@ -304,7 +304,9 @@ TEST_P(Solo, WorkEnds) {
     expect_runtime_error(crashed->exception(), "boom");
   }
   EXPECT_EQ(crashed->device_fault(), fault::error());
-  EXPECT_EQ(observer.try_receive(), message(disconnected{subject_id, fault::error()}));
+  // A throw reaches monitors as the cause; an error returned by value has none.
+  std::exception_ptr const cause = end == ending::errors ? nullptr : crashed->exception();
+  EXPECT_EQ(observer.try_receive(), message(disconnected{subject_id, fault::error(), cause}));
   EXPECT_FALSE(observer.try_receive());
 }
 
@@ -362,7 +364,8 @@ TEST_P(OtherSideHearsUs, OnlyWhenPeered) {
       returned.emplace(std::move((*r->value)->device));
       EXPECT_EQ(returned->link_to(other.id()), mode);
     } else {
-      told = disconnected{subject_id, fault::error()};
+      auto const& c = r->value->error();
+      told = disconnected{subject_id, fault::error(), c.is_panic() ? c.exception() : nullptr};
     }
   } else {
     auto r = start(ctx, manage(std::move(subject), work_that(end)));
@@ -370,8 +373,12 @@ TEST_P(OtherSideHearsUs, OnlyWhenPeered) {
     ASSERT_TRUE(r->done);
     ASSERT_TRUE(r->value) << describe(r->error);
     ASSERT_EQ(r->value->has_value(), end == ending::succeeds);
-    told = disconnected{subject_id,
-                        end == ending::succeeds ? std::nullopt : std::optional(fault::error())};
+    if (end == ending::succeeds) {
+      told = disconnected{subject_id, std::nullopt};
+    } else {
+      auto const& c = r->value->error();
+      told = disconnected{subject_id, fault::error(), c.is_panic() ? c.exception() : nullptr};
+    }
   }
 
   if (told && mode == link_mode::peer) {

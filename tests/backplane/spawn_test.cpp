@@ -50,7 +50,14 @@ TEST(Spawn, ExceptionIsAnErrorFault) {
   });
   ASSERT_FALSE(monitor.link_line(l, link_mode::monitor));
   run_until_idle(ctx);
-  EXPECT_EQ(monitor.try_receive(), message(disconnected{l.id(), fault::error()}));
+  auto m = monitor.try_receive();
+  ASSERT_TRUE(m);
+  auto const* gone = as_disconnected(*m);
+  ASSERT_TRUE(gone);
+  EXPECT_EQ(gone->sender, l.id());
+  EXPECT_EQ(gone->fault, fault::error());
+  // The escaped exception is the cause the monitor hears.
+  EXPECT_EQ(describe(gone->cause), "std::runtime_error: boom");
   EXPECT_FALSE(monitor.try_receive());
 }
 

@@ -88,6 +88,16 @@ TEST_F(Reports, ReasonsForEveryKindOfEnd) {
           co_return;
         }
         co_await manage(std::move(c.device), forever_result());
+      }),
+      // The usual shape: the run is manage, the work throws, manage catches
+      // it and the run returns normally. The report still names the exception.
+      worker("managed", [](child_context& c) -> asio::awaitable<void> {
+        auto work = [](std::uint64_t inc) -> asio::awaitable<boost::system::result<void, int>> {
+          if (inc == 1) throw reports_test::db_error("pool exhausted");
+          co_await forever();
+          co_return boost::system::result<void, int>();
+        };
+        (void)co_await manage(std::move(c.device), work(c.incarnation));
       })};
   auto sup = start(std::move(s));
   kids.end("err", ending::error);
@@ -102,6 +112,7 @@ TEST_F(Reports, ReasonsForEveryKindOfEnd) {
   EXPECT_EQ(reason["cas"], "cascade from " + to_string(dep_id));
   EXPECT_EQ(reason["int"], "error: int");
   EXPECT_EQ(reason["drop"], "drop: the child's device was destroyed while connected");
+  EXPECT_EQ(reason["managed"], "error: reports_test::db_error: pool exhausted");
   stop(sup);
 }
 

@@ -90,6 +90,9 @@ class device {
   /// `disconnected{id(), f}`, every link is dropped, the mailbox is
   /// discarded, and the device becomes empty.
   void disconnect(std::optional<fault> f = std::nullopt);
+  /// Disconnects with `f` and says why: monitors receive
+  /// `disconnected{id(), f, cause}` (see `disconnected::cause`).
+  void disconnect(fault f, std::exception_ptr cause);
 
   /// Not API: the state, for the header-only parts of the library.
   [[nodiscard]] detail::state_header* state_for_library() const { return checked(); }

@@ -76,7 +76,7 @@ boost::asio::awaitable<manage_result_t<Part, T, E>, Executor> manage_loop(
         co_return R(boost::system::in_place_error, crash<E>::error(res.error()));
       }
       if (r->is_panic()) {
-        d.disconnect(fault::error());
+        d.disconnect(fault::error(), r->exception());
         co_return R(boost::system::in_place_error, crash<E>::panic(r->exception()));
       }
       if (auto const* gone = as_disconnected(r->msg())) {
@@ -119,8 +119,8 @@ boost::asio::awaitable<manage_result_t<Part, T, E>, Executor> manage_loop(
 ///   told) and the value;
 /// - the work returns an error: disconnects with `fault::error()`, returns
 ///   `crash::error`;
-/// - the work throws: disconnects with `fault::error()`, returns
-///   `crash::panic` holding the exception;
+/// - the work throws: disconnects with `fault::error()` and the exception as
+///   the cause monitors receive, returns `crash::panic` holding it;
 /// - a monitored device disconnects with a fault: disconnects with
 ///   `fault::cascade(that device)`, returns `crash::cascade`;
 /// - a monitored device disconnects cleanly: forgotten, keeps going;

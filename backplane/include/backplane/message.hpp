@@ -4,16 +4,22 @@
 #include <backplane/device_id.hpp>
 #include <backplane/fault.hpp>
 
+#include <exception>
 #include <optional>
 #include <variant>
 
 namespace backplane {
 
 /// A device we monitor has disconnected: cleanly when `fault` is empty,
-/// otherwise with that fault.
+/// otherwise with that fault. `cause` is the exception behind a
+/// `fault::error()` when the device said what it was: `manage` and
+/// `part_manage` put the exception their work threw there, and so does a
+/// supervisor for a child's run that throws. Empty otherwise (an error
+/// returned by value, a drop, a cascade, a clean exit).
 struct disconnected {
   device_id sender;
   std::optional<backplane::fault> fault;
+  std::exception_ptr cause{};
   friend bool operator==(disconnected const&, disconnected const&) = default;
 };
 

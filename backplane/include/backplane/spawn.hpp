@@ -42,7 +42,13 @@ struct spawn_done {
   device_box box;
   template <class... Result>
   void operator()(std::exception_ptr e, Result&&...) {
-    if (box->valid()) box->disconnect(e ? std::optional<fault>(fault::error()) : std::nullopt);
+    if (box->valid()) {
+      if (e) {
+        box->disconnect(fault::error(), e);
+      } else {
+        box->disconnect();
+      }
+    }
   }
 };
 
@@ -52,7 +58,8 @@ struct spawn_done {
 /// context, as for co_spawn). The coroutine owns `d` for its whole life:
 ///
 /// - `fn` returns and the device is still connected: clean disconnect;
-/// - an exception escapes `fn`: disconnect with `fault::error()`;
+/// - an exception escapes `fn`: disconnect with `fault::error()`, the
+///   exception as the cause monitors receive;
 /// - `fn` moved the device away (into `manage`, say): that owner decides.
 ///
 /// Returns a line to the device. `fn` must be callable as `fn(device&)` and

@@ -74,7 +74,8 @@ enum class wake_on : std::uint8_t { message, message_or_work, work };
 
 // --- compiled operations on a device state (src/device_state.cpp) ---
 
-void disconnect(state_header* s, std::optional<fault> f) noexcept;
+void disconnect(state_header* s, std::optional<fault> f,
+                std::exception_ptr const& cause = nullptr) noexcept;
 void link(state_header* self, state_header* other, link_mode mode);
 [[nodiscard]] boost::system::error_code link_lines(state_header* self, state_header* other,
                                                    link_mode mode);
