@@ -177,8 +177,10 @@ child_record* supervisor_impl::add_record(child_spec spec) {
 
 bool supervisor_impl::start_incarnation(child_record& r, std::string& why) {
   ++r.incarnation;
-  auto run = std::make_shared<child_run>(
-      r.identity, r.incarnation, child_strands_ ? child_executor(ex_) : ex_, &spec_);
+  if (child_strands_ && !r.strand)
+    r.strand = std::make_unique<asio::any_io_executor>(child_executor(ex_));
+  auto run = std::make_shared<child_run>(r.identity, r.incarnation,
+                                         child_strands_ ? *r.strand : ex_, &spec_);
   dev_.link(run->dev, link_mode::peer);
   backplane::line l = run->dev.line();
   std::optional<asio::awaitable<void>> body;
@@ -333,6 +335,7 @@ void supervisor_impl::retire(backplane::line const& l) {
 }
 
 void supervisor_impl::abandon(child_record& r) {
+  r.strand.reset();  // the abandoned run may keep it busy
   retire(r.ln);
   by_device_.erase(r.dev);
   r.status = child_status::stopped;
@@ -827,43 +830,44 @@ boost::system::error_code err(supervisor_errc e) { return make_error_code(e); }
 void supervisor_impl::api_start_child(child_spec spec, handler_t<device_id> h) {
   if (ended_ || stopping_)
     return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down), device_id{});
-  // `direct`: called straight from the API's posted handler, not from a job.
-  auto run_now = [this, spec = std::move(spec), h = std::move(h)](bool direct) mutable {
-    auto const complete = [direct](auto&& handler, auto const& fallback, auto... args) {
-      if (direct) {
-        complete_direct(std::move(handler), fallback, std::move(args)...);
-      } else {
-        ::backplane::detail::complete(std::move(handler), fallback, std::move(args)...);
-      }
-    };
-    if (stopping_)
-      return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down), device_id{});
-    if (child_record* r = find(spec.id)) {
-      supervisor_errc const e = r->status == child_status::stopped   ? supervisor_errc::already_present
-                                : r->status == child_status::running ? supervisor_errc::running
-                                                                     : supervisor_errc::restarting;
-      return complete(std::move(h), ex_, err(e),
-                      r->status == child_status::running ? r->dev : device_id{});
-    }
-    child_record* r = add_record(std::move(spec));
-    std::string why;
-    if (!start_incarnation(*r, why)) {
-      report(supervisor_event_kind::start_error, r->spec.id, device_id{}, r->incarnation, why,
-             "none (start_child: spec discarded)");
-      remove(r);  // OTP: a failed dynamic start discards the spec
-      return complete(std::move(h), ex_, err(supervisor_errc::start_failed), device_id{});
-    }
-    complete(std::move(h), ex_, boost::system::error_code{}, r->dev);
-  };
   if (idle_ && jobs_.empty() && exits_.empty()) {
-    run_now(true);  // parked at the top: nothing holds a child pointer
-  } else {
-    auto shared = std::make_shared<decltype(run_now)>(std::move(run_now));
-    enqueue([shared]() -> asio::awaitable<void> {
-      (*shared)(false);
-      co_return;
-    });
+    // Parked at the top: nothing holds a child pointer, and we run in the
+    // handler the API posted, so the reply may be dispatched.
+    start_dynamic(std::move(spec), std::move(h), true);
+    return;
   }
+  auto call = std::make_shared<std::pair<child_spec, handler_t<device_id>>>(std::move(spec),
+                                                                           std::move(h));
+  enqueue([this, call]() -> asio::awaitable<void> {
+    start_dynamic(std::move(call->first), std::move(call->second), false);
+    co_return;
+  });
+}
+
+void supervisor_impl::start_dynamic(child_spec spec, handler_t<device_id> h, bool direct) {
+  auto const reply = [&](boost::system::error_code ec, device_id id) {
+    if (direct) {
+      complete_direct(std::move(h), ex_, ec, id);
+    } else {
+      complete(std::move(h), ex_, ec, id);
+    }
+  };
+  if (stopping_) return reply(err(supervisor_errc::supervisor_down), device_id{});
+  if (child_record* r = find(spec.id)) {
+    supervisor_errc const e = r->status == child_status::stopped   ? supervisor_errc::already_present
+                              : r->status == child_status::running ? supervisor_errc::running
+                                                                   : supervisor_errc::restarting;
+    return reply(err(e), r->status == child_status::running ? r->dev : device_id{});
+  }
+  child_record* r = add_record(std::move(spec));
+  std::string why;
+  if (!start_incarnation(*r, why)) {
+    report(supervisor_event_kind::start_error, r->spec.id, device_id{}, r->incarnation, why,
+           "none (start_child: spec discarded)");
+    remove(r);  // OTP: a failed dynamic start discards the spec
+    return reply(err(supervisor_errc::start_failed), device_id{});
+  }
+  reply(boost::system::error_code{}, r->dev);
 }
 
 void supervisor_impl::api_terminate_child(std::string id, void_handler_t h) {

@@ -77,6 +77,12 @@ struct child_record {
   device_id dev;
   std::uint64_t incarnation = 0;
   std::shared_ptr<child_run> run;  // the running incarnation
+  /// With child_strands: this child's strand, made at its first start and
+  /// reused by its restarts (a strand costs allocations to make and to
+  /// type-erase). Dropped when an incarnation is abandoned, so that a run
+  /// that never finishes cannot hold up the next one. Boxed: most
+  /// supervisors have no strands, and an executor is 56 bytes.
+  std::unique_ptr<boost::asio::any_io_executor> strand;
   // backoff
   std::uint32_t consecutive = 0;
   supervisor_clock::time_point quiet_since{};  // last start, or next attempt
@@ -133,6 +139,9 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
 
   // --- API, always called on ex_ ---
   void api_start_child(child_spec spec, handler_t<device_id> h);
+  /// start_child's work; `direct` when called from the API's own handler
+  /// (not from a job), so that the reply may run at once.
+  void start_dynamic(child_spec spec, handler_t<device_id> h, bool direct);
   void api_terminate_child(std::string id, void_handler_t h);
   void api_restart_child(std::string id, handler_t<device_id> h);
   void api_delete_child(std::string id, void_handler_t h);

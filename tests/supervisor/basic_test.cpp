@@ -97,3 +97,30 @@ TEST_F(Basic, IntensityExceededGivesUpWithFault) {
   ASSERT_TRUE(as_disconnected(*m));
   EXPECT_EQ(as_disconnected(*m)->fault, fault::error());
 }
+
+TEST_F(Basic, EachChildKeepsItsOwnStrandAcrossRestarts) {
+  // child_strands: a strand per child, made once and reused by its restarts;
+  // two children never share one.
+  std::map<std::string, std::vector<asio::any_io_executor>> seen;
+  auto s = spec();
+  s.child_strands = true;
+  s.max_restarts = 10;
+  for (std::string id : {"a", "b"}) {
+    s.children.push_back(worker(id, [&seen, id](child_context& c) -> asio::awaitable<void> {
+      seen[id].push_back(c.executor);
+      if (c.incarnation < 3) throw std::runtime_error("again");
+      co_await manage(std::move(c.device), wait_forever());
+    }));
+  }
+  auto sup = supervisor::start(ctx.get_executor(), std::move(s));
+  ASSERT_TRUE(sup);
+  idle();
+  ASSERT_EQ(seen["a"].size(), 3u);
+  ASSERT_EQ(seen["b"].size(), 3u);
+  EXPECT_NE(seen["a"][0], asio::any_io_executor(ctx.get_executor()));  // a strand, not ctx's
+  EXPECT_EQ(seen["a"][0], seen["a"][1]);
+  EXPECT_EQ(seen["a"][1], seen["a"][2]);
+  EXPECT_EQ(seen["b"][0], seen["b"][2]);
+  EXPECT_NE(seen["a"][0], seen["b"][0]);
+  stop(*sup);
+}
