@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <variant>
+
 namespace backplane {
 
 std::string to_string(device_id id) { return fmt::format("#{}", id.value()); }
@@ -24,14 +26,17 @@ std::string to_string(fault f) {
   return "unknown";
 }
 
+std::string to_string(disconnected const& d) {
+  if (!d.fault) return "disconnected " + to_string(d.sender) + " cleanly";
+  std::string s = "disconnected " + to_string(d.sender) + " (" + to_string(*d.fault);
+  if (d.cause) s += ": " + describe(d.cause);
+  return s + ")";
+}
+
+std::string to_string(shutdown const& s) { return "shutdown requested by " + to_string(s.requester); }
+
 std::string to_string(message const& m) {
-  if (auto const* d = as_disconnected(m)) {
-    if (!d->fault) return "disconnected " + to_string(d->sender) + " cleanly";
-    std::string s = "disconnected " + to_string(d->sender) + " (" + to_string(*d->fault);
-    if (d->cause) s += ": " + describe(d->cause);
-    return s + ")";
-  }
-  return "shutdown requested by " + to_string(std::get<shutdown>(m).requester);
+  return std::visit([](auto const& v) { return to_string(v); }, m);
 }
 
 std::string_view to_string(link_error e) noexcept {

@@ -66,6 +66,10 @@ TEST(Format, Message) {
                                   device_id(3), fault::error(),
                                   std::make_exception_ptr(std::runtime_error("disk full"))})),
             "disconnected #3 (error: std::runtime_error: disk full)");
+  // Each alternative has its own formatter, spelled the same.
+  EXPECT_EQ(fmt::format("{}", disconnected{device_id(4), fault::drop()}), "disconnected #4 (drop)");
+  EXPECT_EQ(fmt::format("{}", disconnected{device_id(4), std::nullopt}), "disconnected #4 cleanly");
+  EXPECT_EQ(fmt::format("{}", backplane::shutdown{device_id(2)}), "shutdown requested by #2");
 }
 
 TEST(Format, LinkError) {

@@ -19,12 +19,16 @@ namespace backplane {
 //   device_id  "#42"          link_mode  "monitor" | "notify" | "peer"
 //   fault      "drop" | "error" | "cascade from #7"
 //   message    "disconnected #3 cleanly" | "disconnected #3 (error)"
+//              | "disconnected #3 (error: std::runtime_error: boom)" (with a cause)
 //              | "shutdown requested by #1"
+//              (disconnected and shutdown alone print the same)
 //   link_error "device_down" | "link_down"
 [[nodiscard]] std::string to_string(device_id id);
 [[nodiscard]] std::string_view to_string(link_mode mode) noexcept;
 [[nodiscard]] std::string to_string(fault f);
 [[nodiscard]] std::string to_string(message const& m);
+[[nodiscard]] std::string to_string(disconnected const& d);
+[[nodiscard]] std::string to_string(shutdown const& s);
 [[nodiscard]] std::string_view to_string(link_error e) noexcept;
 
 /// "power_off by #1", "panic: std::runtime_error: boom", "error: <E>",
@@ -70,6 +74,11 @@ template <>
 struct fmt::formatter<backplane::fault> : backplane::detail::to_string_formatter<backplane::fault> {};
 template <>
 struct fmt::formatter<backplane::message> : backplane::detail::to_string_formatter<backplane::message> {};
+template <>
+struct fmt::formatter<backplane::disconnected>
+    : backplane::detail::to_string_formatter<backplane::disconnected> {};
+template <>
+struct fmt::formatter<backplane::shutdown> : backplane::detail::to_string_formatter<backplane::shutdown> {};
 template <>
 struct fmt::formatter<backplane::link_error> : backplane::detail::to_string_formatter<backplane::link_error> {};
 template <class E>
