@@ -38,6 +38,14 @@
 //                           counts): ns/op must not grow with N (O(1) intensity check).
 //   floor_throw_catch       throw and catch a std::runtime_error (the throw target is
 //                           "within 1.3x of floor_throw_catch + restart_cycle_error").
+//   floor_throw_awaited     a coroutine throws, its co_awaiting caller catches: Asio rethrows
+//                           the stored exception at co_await, so this is two throws, what
+//                           any exception out of an awaitable costs.
+//   floor_bare_restart_cycle  restart_cycle_error without a supervisor: a coroutine on its own
+//                           device links a child as a peer, co_spawns it under manage (slot
+//                           bound) and spawns the next when the disconnect arrives.
+//   floor_spawn_10k         10,000 parked children (device + peer link + co_spawn with a bound
+//                           slot) from a plain loop: the floor under start_10k, time and bytes.
 //   floor_co_spawn, floor_post_deferred  the Asio floors of coroutine_bench, repeated here so
 //                           that ratios come from one process: a bare co_spawn, observed by a
 //                           driver coroutine; one resumption through the queue.
