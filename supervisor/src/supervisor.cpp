@@ -35,6 +35,10 @@ boost::system::result<supervisor, start_failure> supervisor::start(executor_type
   return supervisor(std::move(impl));
 }
 
+boost::asio::any_io_executor supervisor::executor_of(impl_ptr const& impl) {
+  return impl->executor();
+}
+
 device_id supervisor::id() const { return impl_->id(); }
 line supervisor::line() const { return impl_->line(); }
 std::string const& supervisor::path() const { return impl_->path(); }

@@ -804,25 +804,29 @@ void supervisor_impl::finish() {
   }
   auto waiters = std::move(exit_waiters_);
   for (auto& h : waiters) {
-    asio::post(ex_, asio::append(std::move(h), boost::system::error_code{}, exit_));
+    asio::post(ex_, [h = std::move(h), e = exit_]() mutable {
+      std::move(h)(boost::system::error_code{}, std::move(e));
+    });
   }
 }
 
 // ------------------------------------------------------------------ API ----
 
 namespace {
+// The handlers are supervisor::reply objects behind any_completion_handler:
+// calling one dispatches it to its own executor.
 template <class H, class... Args>
 void complete(H h, asio::any_io_executor const& fallback, Args... args) {
-  // Posted to the supervisor's executor, then dispatched to the handler's own:
-  // never run inside a job of the supervisor's loop.
-  asio::post(fallback, asio::append(std::move(h), std::move(args)...));
+  // Posted to the supervisor's executor first: never run inside a job of the
+  // supervisor's loop.
+  asio::post(fallback, [h = std::move(h), args...]() mutable { std::move(h)(std::move(args)...); });
 }
 /// For a call answered by the handler that the public API posted to us (so
 /// never from inside the initiating function), outside any job: the handler
 /// may run at once if its executor is ours, saving a trip through the queue.
 template <class H, class... Args>
-void complete_direct(H h, asio::any_io_executor const& fallback, Args... args) {
-  asio::dispatch(fallback, asio::append(std::move(h), std::move(args)...));
+void complete_direct(H h, asio::any_io_executor const& /*fallback*/, Args... args) {
+  std::move(h)(std::move(args)...);
 }
 boost::system::error_code err(supervisor_errc e) { return make_error_code(e); }
 }  // namespace

@@ -10,7 +10,13 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
 
@@ -101,7 +107,7 @@ class supervisor {
   auto async_start_child(child_spec spec, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, device_id)>(
         [impl = impl_](auto h, child_spec s) {
-          start_child(impl, std::move(s), any_handler<device_id>(std::move(h)));
+          start_child(impl, std::move(s), any_handler<device_id>(std::move(h), impl));
         },
         token, std::move(spec));
   }
@@ -110,7 +116,7 @@ class supervisor {
   auto async_terminate_child(std::string id, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
         [impl = impl_](auto h, std::string i) {
-          terminate_child(impl, std::move(i), void_handler(std::move(h)));
+          terminate_child(impl, std::move(i), void_handler(std::move(h), impl));
         },
         token, std::move(id));
   }
@@ -119,7 +125,7 @@ class supervisor {
   auto async_restart_child(std::string id, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, device_id)>(
         [impl = impl_](auto h, std::string i) {
-          restart_child(impl, std::move(i), any_handler<device_id>(std::move(h)));
+          restart_child(impl, std::move(i), any_handler<device_id>(std::move(h), impl));
         },
         token, std::move(id));
   }
@@ -128,7 +134,7 @@ class supervisor {
   auto async_delete_child(std::string id, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
         [impl = impl_](auto h, std::string i) {
-          delete_child(impl, std::move(i), void_handler(std::move(h)));
+          delete_child(impl, std::move(i), void_handler(std::move(h), impl));
         },
         token, std::move(id));
   }
@@ -138,7 +144,7 @@ class supervisor {
     return boost::asio::async_initiate<Token,
                                        void(boost::system::error_code, std::vector<child_info>)>(
         [impl = impl_](auto h) {
-          which_children(impl, any_handler<std::vector<child_info>>(std::move(h)));
+          which_children(impl, any_handler<std::vector<child_info>>(std::move(h), impl));
         },
         token);
   }
@@ -146,14 +152,14 @@ class supervisor {
   template <class Token>
   auto async_count_children(Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, child_counts)>(
-        [impl = impl_](auto h) { count_children(impl, any_handler<child_counts>(std::move(h))); },
+        [impl = impl_](auto h) { count_children(impl, any_handler<child_counts>(std::move(h), impl)); },
         token);
   }
   /// @par Completion Signature `void(boost::system::error_code, restart_budget)`
   template <class Token>
   auto async_restart_budget(Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, restart_budget)>(
-        [impl = impl_](auto h) { budget(impl, any_handler<restart_budget>(std::move(h))); },
+        [impl = impl_](auto h) { budget(impl, any_handler<restart_budget>(std::move(h), impl)); },
         token);
   }
   /// Asks the supervisor to stop (children in reverse start order, then its
@@ -162,7 +168,7 @@ class supervisor {
   template <class Token>
   auto async_stop(Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, supervisor_exit)>(
-        [impl = impl_](auto h) { stop(impl, true, any_handler<supervisor_exit>(std::move(h))); },
+        [impl = impl_](auto h) { stop(impl, true, any_handler<supervisor_exit>(std::move(h), impl)); },
         token);
   }
   /// Completes when the supervisor has ended, however it ended.
@@ -170,7 +176,7 @@ class supervisor {
   template <class Token>
   auto async_wait(Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, supervisor_exit)>(
-        [impl = impl_](auto h) { stop(impl, false, any_handler<supervisor_exit>(std::move(h))); },
+        [impl = impl_](auto h) { stop(impl, false, any_handler<supervisor_exit>(std::move(h), impl)); },
         token);
   }
 
@@ -178,16 +184,52 @@ class supervisor {
   template <class T>
   using handler_t = boost::asio::any_completion_handler<void(boost::system::error_code, T)>;
   using void_handler_t = boost::asio::any_completion_handler<void(boost::system::error_code)>;
+
+  /// A completion handler that resolves its own executor while its type is
+  /// still known, here in the header, and dispatches itself there when
+  /// called. Type-erased, it has no executor of its own, so the supervisor
+  /// calls it directly (or posts it to its own executor) and Asio never has to
+  /// type-erase the handler's executor behind an any_completion_executor (an
+  /// allocation per reply). Keeps the handler's executor busy until then, as
+  /// Asio requires of a pending operation.
+  template <class H>
+  struct reply {
+    // Not named executor_type: that would make Asio take it for the handler's
+    // associated executor.
+    using target_executor = boost::asio::associated_executor_t<H, boost::asio::any_io_executor>;
+    using allocator_type = boost::asio::associated_allocator_t<H>;
+    H handler;
+    boost::asio::executor_work_guard<target_executor> work;
+    [[nodiscard]] allocator_type get_allocator() const noexcept {
+      return boost::asio::get_associated_allocator(handler);
+    }
+    template <class... Args>
+    void operator()(Args... args) {
+      // Dispatched on the handler's own executor directly (binding it, rather
+      // than dispatch(ex, h), avoids a second hop through a work_dispatcher).
+      auto ex = work.get_executor();
+      boost::asio::dispatch(boost::asio::bind_executor(
+          ex, boost::asio::append(std::move(handler), std::move(args)...)));
+      work.reset();
+    }
+  };
+  using impl_ptr = std::shared_ptr<detail::supervisor_impl>;
+  /// The supervisor's executor: where a handler without one of its own runs.
+  static boost::asio::any_io_executor executor_of(impl_ptr const& impl);
+  template <class H>
+  static reply<std::decay_t<H>> make_reply(H&& h, impl_ptr const& impl) {
+    auto ex = boost::asio::get_associated_executor(h, executor_of(impl));
+    return reply<std::decay_t<H>>{std::forward<H>(h), boost::asio::make_work_guard(ex)};
+  }
   template <class T, class H>
-  static handler_t<T> any_handler(H&& h) {
-    return handler_t<T>(std::forward<H>(h));
+  static handler_t<T> any_handler(H&& h, impl_ptr const& impl) {
+    return handler_t<T>(make_reply(std::forward<H>(h), impl));
   }
   template <class H>
-  static void_handler_t void_handler(H&& h) {
-    return void_handler_t(std::forward<H>(h));
+  static void_handler_t void_handler(H&& h, impl_ptr const& impl) {
+    return void_handler_t(make_reply(std::forward<H>(h), impl));
   }
 
-  using impl_ptr = std::shared_ptr<detail::supervisor_impl>;
   static void start_child(impl_ptr const&, child_spec, handler_t<device_id>);
   static void terminate_child(impl_ptr const&, std::string, void_handler_t);
   static void restart_child(impl_ptr const&, std::string, handler_t<device_id>);
