@@ -206,7 +206,7 @@ bool supervisor_impl::start_incarnation(child_record& r, std::string& why) {
   r.anchor = nullptr;
   r.run = run;
   if (r.spec.backoff) r.quiet_since = clock_->now();
-  by_device_[r.dev] = &r;
+  by_device_.insert(r.dev, &r);
   asio::any_io_executor const& cex = run->ctx.executor;
   asio::co_spawn(cex, std::move(*body),
                  asio::bind_cancellation_slot(run->cancel.slot(), run_finished{run}));
@@ -230,8 +230,8 @@ void supervisor_impl::enqueue(job j) {
 
 void supervisor_impl::note(message const& m, child_record const* target) {
   if (auto const* gone = as_disconnected(m)) {
-    auto it = by_device_.find(gone->sender);
-    if (it == by_device_.end()) {
+    child_record* r = by_device_.find(gone->sender);
+    if (!r) {
       if (retired_.erase(gone->sender)) return;
       // Not a child: a device that we monitor (our parent) went away. Its
       // fault is ours, as with manage; a clean exit is forgotten.
@@ -241,8 +241,7 @@ void supervisor_impl::note(message const& m, child_record const* target) {
       }
       return;
     }
-    child_record* r = it->second;
-    by_device_.erase(it);
+    by_device_.erase(gone->sender);
     r->status = child_status::stopped;
     // Built only if some report could use it (describing an exception is not free).
     std::string reason = reasons_wanted() ? exit_reason(*r, *gone) : std::string();

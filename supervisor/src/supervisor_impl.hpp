@@ -12,6 +12,7 @@
 // decisions, add or remove records; a child's exit heard meanwhile is noted
 // and decided afterwards.
 
+#include "device_index.hpp"
 #include "restart_window.hpp"
 
 #include <backplane/device.hpp>
@@ -261,7 +262,7 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   restart_window window_;
   std::vector<std::unique_ptr<child_record>> children_;  // start order
   std::unordered_map<std::string, child_record*> by_id_;
-  std::unordered_map<device_id, child_record*> by_device_;
+  device_index<child_record> by_device_;  // running incarnations
   std::unordered_set<device_id> retired_;  // unlinked devices whose exit may still be queued
   boost::asio::cancellation_signal wake_;
   std::deque<job> jobs_;
