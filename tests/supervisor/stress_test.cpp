@@ -8,6 +8,7 @@
 
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_future.hpp>
 
 #include <atomic>
 #include <future>
@@ -279,3 +280,84 @@ TEST(Stress, TreeOfStrategiesCrashingAtRandom) {
 }
 
 }  // namespace
+
+namespace {
+
+/// A child that waits for its shutdown request under manage, then ends cleanly.
+asio::awaitable<void> parked_worker(device& d) {
+  (void)co_await manage(std::move(d), forever_result());
+}
+
+}  // namespace
+
+TEST(Stress, RuntimeApiFromManyThreadsAtOnce) {
+  // Four caller threads (not the context's) start, inspect, terminate and
+  // delete their own children on one supervisor running on four threads,
+  // each call waited for through a future. Every call is answered exactly
+  // once, each answer is right, and nothing is left behind.
+  constexpr int callers = 4;
+  constexpr int rounds = 150;
+  asio::io_context ctx(4);
+  auto work = asio::make_work_guard(ctx);
+  supervisor_spec s;
+  s.name = "api";
+  s.logger = std::make_shared<spdlog::logger>("api", std::make_shared<spdlog::sinks::null_sink_mt>());
+  s.child_strands = true;
+  std::atomic<int> events{0};
+  s.observer = [&](supervisor_event const&) { events.fetch_add(1); };
+  auto sup = supervisor::start(asio::make_strand(ctx), std::move(s));
+  ASSERT_TRUE(sup);
+  auto threads = run_on_four_threads(ctx);
+  std::vector<std::future<int>> results;
+  for (int t = 0; t < callers; ++t) {
+    results.push_back(std::async(std::launch::async, [&sup, t] {
+      int answered = 0;
+      for (int i = 0; i < rounds; ++i) {
+        std::string const id = fmt::format("t{}-{}", t, i);
+        child_spec c = worker(id, parked_worker);
+        c.restart = restart_type::transient;
+        device_id const dev = sup->async_start_child(std::move(c), asio::use_future).get();
+        EXPECT_TRUE(dev) << id;
+        // Starting it again: already running, with the same device.
+        std::promise<std::pair<boost::system::error_code, device_id>> again;
+        sup->async_start_child(worker(id, parked_worker),
+                               [&again](boost::system::error_code ec, device_id d) {
+                                 again.set_value({ec, d});
+                               });
+        auto const [ec, running] = again.get_future().get();
+        EXPECT_EQ(ec, supervisor_errc::running) << id;
+        EXPECT_EQ(running, dev) << id;
+        sup->async_terminate_child(id, asio::use_future).get();
+        sup->async_delete_child(id, asio::use_future).get();
+        answered += 4;
+      }
+      return answered;
+    }));
+  }
+  for (auto& r : results) {
+    if (!wait_or_fail(r, ctx, "a caller thread")) break;
+    EXPECT_EQ(r.get(), 4 * rounds);
+  }
+  std::promise<child_counts> counted;
+  sup->async_count_children([&](boost::system::error_code ec, child_counts n) {
+    EXPECT_FALSE(ec);
+    counted.set_value(n);
+  });
+  auto counts = counted.get_future();
+  if (wait_or_fail(counts, ctx, "count_children")) {
+    auto n = counts.get();
+    EXPECT_EQ(n.specs, 0u);
+    EXPECT_EQ(n.active, 0u);
+  }
+  // Terminated on request, cleanly: nothing to report.
+  EXPECT_EQ(events.load(), 0);
+  std::promise<supervisor_exit> stopped;
+  sup->async_stop([&](boost::system::error_code, supervisor_exit e) { stopped.set_value(e); });
+  auto exit = stopped.get_future();
+  if (wait_or_fail(exit, ctx, "the supervisor to stop")) {
+    EXPECT_FALSE(exit.get().fault);
+  }
+  work.reset();
+  for (auto& t : threads) wait_or_fail(t, ctx, "the threads to finish");
+  for (auto& t : threads) t.get();
+}
