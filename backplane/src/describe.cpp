@@ -1,7 +1,6 @@
-#include <backplane/describe.hpp>
-
 #include <cxxabi.h>
 
+#include <backplane/describe.hpp>
 #include <cstdlib>
 #include <exception>
 #include <memory>

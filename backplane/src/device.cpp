@@ -1,5 +1,4 @@
 #include <backplane/device.hpp>
-
 #include <stdexcept>
 
 namespace backplane {
@@ -31,7 +30,9 @@ detail::state_header* device::checked() const {
   return state_.get();
 }
 
-device_id device::id() const { return checked()->id; }
+device_id device::id() const {
+  return checked()->id;
+}
 
 line device::line() const {
   (void)checked();
@@ -58,9 +59,13 @@ std::optional<link_mode> device::link_to(device_id other) const {
   return detail::link_to(checked(), other);
 }
 
-std::size_t device::link_count() const { return detail::link_count(checked()); }
+std::size_t device::link_count() const {
+  return detail::link_count(checked());
+}
 
-std::optional<message> device::try_receive() { return detail::try_receive(checked()); }
+std::optional<message> device::try_receive() {
+  return detail::try_receive(checked());
+}
 
 void device::disconnect(std::optional<fault> f) {
   detail::disconnect(checked(), f);

@@ -1,6 +1,5 @@
-#include <backplane/device_id.hpp>
-
 #include <atomic>
+#include <backplane/device_id.hpp>
 
 namespace backplane {
 

@@ -4,7 +4,6 @@
 // messages pile up.
 
 #include <backplane/message.hpp>
-
 #include <cstddef>
 #include <optional>
 #include <utility>

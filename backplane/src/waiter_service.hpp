@@ -5,11 +5,10 @@
 // that owns the device that owns the waiter. Without this service that cycle
 // would leak whenever a context dies with coroutines still waiting.
 
-#include "device_state.hpp"
-
 #include <boost/asio/execution_context.hpp>
-
 #include <mutex>
+
+#include "device_state.hpp"
 
 namespace backplane::detail {
 

@@ -8,7 +8,6 @@
 // empty slot. It grows at 1/2 load and never shrinks.
 
 #include <backplane/device_id.hpp>
-
 #include <cstddef>
 #include <cstdint>
 #include <vector>

@@ -1,15 +1,14 @@
 // Spec validation (OTP's check_childspecs) and nested supervisor children.
 
-#include "supervisor_impl.hpp"
+#include <fmt/format.h>
 
 #include <backplane/supervisor/child_spec.hpp>
 #include <backplane/supervisor/supervisor_spec.hpp>
-
-#include <fmt/format.h>
-
 #include <cmath>
 #include <stdexcept>
 #include <unordered_set>
+
+#include "supervisor_impl.hpp"
 
 namespace backplane {
 

@@ -1,11 +1,10 @@
 // device: identity, ownership, disconnecting, and misuse.
 
-#include <backplane/backplane.hpp>
-
-#include <boost/asio/bind_executor.hpp>
-#include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 
+#include <backplane/backplane.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/io_context.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>

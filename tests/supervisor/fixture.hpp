@@ -4,20 +4,17 @@
 // the runtime API, and "puppets": children that end the way a test tells
 // them to, logging when they start and stop.
 
-#include "support/run_until_idle.hpp"
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <backplane/backplane.hpp>
 #include <backplane/supervisor.hpp>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
-#include <spdlog/sinks/null_sink.h>
-#include <spdlog/spdlog.h>
-#include <gtest/gtest.h>
-
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,6 +22,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "support/run_until_idle.hpp"
 
 namespace backplane::test {
 

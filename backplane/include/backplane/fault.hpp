@@ -2,7 +2,6 @@
 // fault: why a device disconnected unsuccessfully.
 
 #include <backplane/device_id.hpp>
-
 #include <cstdint>
 
 namespace backplane {

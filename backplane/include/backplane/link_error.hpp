@@ -2,7 +2,6 @@
 // link_error: why linking through a line failed.
 
 #include <boost/system/error_code.hpp>
-
 #include <type_traits>
 
 namespace backplane {

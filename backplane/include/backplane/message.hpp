@@ -3,7 +3,6 @@
 
 #include <backplane/device_id.hpp>
 #include <backplane/fault.hpp>
-
 #include <exception>
 #include <optional>
 #include <variant>

@@ -2,7 +2,6 @@
 // clock: the supervisor's sense of time, injectable so that tests move it by hand.
 
 #include <boost/asio/any_io_executor.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <functional>

@@ -2,7 +2,6 @@
 // supervisor_errc: how a supervisor's runtime API can fail.
 
 #include <boost/system/error_code.hpp>
-
 #include <stdexcept>
 #include <string>
 #include <type_traits>
