@@ -43,10 +43,10 @@
 // Target (issue 2): spawn_exit and monitor_down within 1.3x of
 // floor_co_spawn + floor_post_deferred from the same run.
 
-#include <benchmark/benchmark.h>
-#include <malloc.h>
-
 #include <backplane/backplane.hpp>
+
+#include <benchmark/benchmark.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
@@ -56,6 +56,9 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/result.hpp>
+
+#include <malloc.h>
+
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
@@ -94,9 +97,7 @@ void run_driver(benchmark::State& state, Driver driver) {
   expect(finished);
 }
 
-awaitable<void> returns_at_once(device&) {
-  co_return;
-}
+awaitable<void> returns_at_once(device&) { co_return; }
 
 template <class Token>
 awaitable<void> spawn_exit_driver(benchmark::State& state) {
@@ -163,15 +164,11 @@ awaitable<void> monitor_down_manage_driver(benchmark::State& state) {
   }
 }
 
-void spawn_exit(benchmark::State& state) {
-  run_driver(state, spawn_exit_driver<asio::deferred_t>);
-}
+void spawn_exit(benchmark::State& state) { run_driver(state, spawn_exit_driver<asio::deferred_t>); }
 void spawn_exit_use_awaitable(benchmark::State& state) {
   run_driver(state, spawn_exit_driver<asio::use_awaitable_t<>>);
 }
-void monitor_down(benchmark::State& state) {
-  run_driver(state, monitor_down_driver);
-}
+void monitor_down(benchmark::State& state) { run_driver(state, monitor_down_driver); }
 void monitor_down_manage(benchmark::State& state) {
   run_driver(state, monitor_down_manage_driver<false>);
 }
@@ -201,9 +198,7 @@ void bytes_per_device(benchmark::State& state) {
   state.counters["bytes_per_device"] = bytes;
 }
 
-awaitable<void> parks(device& self) {
-  (void)co_await self.async_receive(asio::deferred);
-}
+awaitable<void> parks(device& self) { (void)co_await self.async_receive(asio::deferred); }
 
 void bytes_per_waiting_coroutine(benchmark::State& state) {
   double bytes = 0;
@@ -225,9 +220,7 @@ void bytes_per_waiting_coroutine(benchmark::State& state) {
 
 // --- floors ---
 
-awaitable<void> trivial() {
-  co_return;
-}
+awaitable<void> trivial() { co_return; }
 
 awaitable<void> floor_co_spawn_driver(benchmark::State& state) {
   auto ex = co_await asio::this_coro::executor;
@@ -240,9 +233,7 @@ awaitable<void> floor_post_driver(benchmark::State& state) {
   for (auto _ : state) co_await asio::post(ex, Token{});
 }
 
-void floor_co_spawn(benchmark::State& state) {
-  run_driver(state, floor_co_spawn_driver);
-}
+void floor_co_spawn(benchmark::State& state) { run_driver(state, floor_co_spawn_driver); }
 void floor_post_deferred(benchmark::State& state) {
   run_driver(state, floor_post_driver<asio::deferred_t>);
 }

@@ -26,9 +26,10 @@
 // Run: build-bench/bench/device_bench --benchmark_repetitions=5
 //        --benchmark_report_aggregates_only=true --benchmark_min_time=0.2
 
+#include <backplane/backplane.hpp>
+
 #include <benchmark/benchmark.h>
 
-#include <backplane/backplane.hpp>
 #include <cstdlib>
 #include <optional>
 #include <utility>

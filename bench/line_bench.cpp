@@ -16,9 +16,10 @@
 // notification; we also take it out of the mailbox. Results go through
 // benchmark::DoNotOptimize.
 
+#include <backplane/backplane.hpp>
+
 #include <benchmark/benchmark.h>
 
-#include <backplane/backplane.hpp>
 #include <cstdlib>
 #include <optional>
 

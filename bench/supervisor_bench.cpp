@@ -92,18 +92,11 @@
 // SUPBENCH_SUSTAINED=a,b,c sets the sustained cases' cycle counts (default
 // 1000,10000,100000,1000000).
 
-#include <benchmark/benchmark.h>
-#include <fmt/format.h>
-#include <malloc.h>
-#include <spdlog/async.h>
-#include <spdlog/async_logger.h>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/null_sink.h>
-#include <spdlog/spdlog.h>
-
-#include <algorithm>
 #include <backplane/backplane.hpp>
 #include <backplane/supervisor.hpp>
+
+#include <benchmark/benchmark.h>
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -117,6 +110,17 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/system/result.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/async.h>
+#include <spdlog/async_logger.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <malloc.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -142,21 +146,11 @@ thread_local std::uint64_t allocations = 0;
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
   throw std::bad_alloc();
 }
-void* operator new[](std::size_t n) {
-  return ::operator new(n);
-}
-[[gnu::noinline]] void operator delete(void* p) noexcept {
-  std::free(p);
-}
-[[gnu::noinline]] void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-[[gnu::noinline]] void operator delete[](void* p, std::size_t) noexcept {
-  std::free(p);
-}
+void* operator new[](std::size_t n) { return ::operator new(n); }
+[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete[](void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -198,8 +192,8 @@ double seconds_since(clock_type::time_point t0) {
 
 std::shared_ptr<spdlog::logger> muted_logger() {
   static auto const l = [] {
-    auto logger = std::make_shared<spdlog::logger>("supbench-muted",
-                                                   std::make_shared<spdlog::sinks::null_sink_st>());
+    auto logger = std::make_shared<spdlog::logger>(
+        "supbench-muted", std::make_shared<spdlog::sinks::null_sink_st>());
     logger->set_level(spdlog::level::off);
     return logger;
   }();
@@ -208,8 +202,8 @@ std::shared_ptr<spdlog::logger> muted_logger() {
 
 std::shared_ptr<spdlog::logger> formatting_null_logger() {
   static auto const l = [] {
-    auto logger = std::make_shared<spdlog::logger>("supbench-null-info",
-                                                   std::make_shared<spdlog::sinks::null_sink_st>());
+    auto logger = std::make_shared<spdlog::logger>(
+        "supbench-null-info", std::make_shared<spdlog::sinks::null_sink_st>());
     logger->set_level(spdlog::level::info);
     return logger;
   }();
@@ -276,9 +270,7 @@ awaitable<work_result> wait_then_throw(trigger& t) {
   throw std::runtime_error("boom");
 }
 
-awaitable<work_result> error_at_once() {
-  co_return work_result(boost::system::in_place_error, 1);
-}
+awaitable<work_result> error_at_once() { co_return work_result(boost::system::in_place_error, 1); }
 
 awaitable<void> managed_error(device& d, trigger& t) {
   (void)co_await backplane::manage(std::move(d), wait_then_error(t));
@@ -299,9 +291,7 @@ awaitable<void> managed_error_at_once(device& d) {
   (void)co_await backplane::manage(std::move(d), error_at_once());
 }
 /// The minimal worker: parked on its device until a shutdown request arrives.
-awaitable<void> parked(device& d) {
-  (void)co_await d.async_receive(asio::deferred);
-}
+awaitable<void> parked(device& d) { (void)co_await d.async_receive(asio::deferred); }
 
 enum class failure { error, plain_error, throw_in_work, throw_run };
 
@@ -413,9 +403,7 @@ void restart_cycle(benchmark::State& state, cycle_options o, std::int64_t per_su
       static_cast<double>(allocs) / static_cast<double>(state.iterations());
 }
 
-void restart_cycle_error(benchmark::State& s) {
-  restart_cycle(s, {}, block);
-}
+void restart_cycle_error(benchmark::State& s) { restart_cycle(s, {}, block); }
 void restart_cycle_error_plain(benchmark::State& s) {
   restart_cycle(s, {.how = failure::plain_error}, block);
 }
@@ -450,9 +438,7 @@ void floor_throw_catch(benchmark::State& state) {
 
 // The Asio floors under a cycle (as in coroutine_bench): a bare co_spawn of a
 // coroutine that returns at once, and one resumption through the queue.
-awaitable<void> trivial() {
-  co_return;
-}
+awaitable<void> trivial() { co_return; }
 
 template <class Body>
 void run_floor(benchmark::State& state, Body body) {
@@ -474,12 +460,8 @@ awaitable<void> floor_post_driver(benchmark::State& state) {
   auto ex = co_await asio::this_coro::executor;
   for (auto _ : state) co_await asio::post(ex, asio::deferred);
 }
-void floor_co_spawn(benchmark::State& s) {
-  run_floor(s, floor_co_spawn_driver);
-}
-void floor_post_deferred(benchmark::State& s) {
-  run_floor(s, floor_post_driver);
-}
+void floor_co_spawn(benchmark::State& s) { run_floor(s, floor_co_spawn_driver); }
+void floor_post_deferred(benchmark::State& s) { run_floor(s, floor_post_driver); }
 
 // --- floors without a supervisor: what the backplane and Asio cost alone ---
 
@@ -499,9 +481,7 @@ awaitable<void> floor_throw_awaited_driver(benchmark::State& state) {
     }
   }
 }
-void floor_throw_awaited(benchmark::State& s) {
-  run_floor(s, floor_throw_awaited_driver);
-}
+void floor_throw_awaited(benchmark::State& s) { run_floor(s, floor_throw_awaited_driver); }
 
 /// The smallest thing that restarts a managed child: a coroutine on its own
 /// device that links each child as a peer, co_spawns it (with a cancellation
@@ -596,7 +576,8 @@ constexpr int group_victim = 49;  // #50
 
 class group_rig {
  public:
-  group_rig(asio::io_context& ctx, restart_strategy strategy) : ctx_(ctx), triggers_(group_size) {
+  group_rig(asio::io_context& ctx, restart_strategy strategy)
+      : ctx_(ctx), triggers_(group_size) {
     supervisor_spec spec;
     spec.name = "bench";
     spec.strategy = strategy;
@@ -694,12 +675,8 @@ awaitable<void> start_children(supervisor& sup, bool managed, std::vector<trigge
 
 // Out of line so that callgrind can count each phase alone
 // (--toggle-collect='*drive_start*' or '*drive_shutdown*').
-[[gnu::noipa]] void drive_start(asio::io_context& ctx) {
-  run_until_idle(ctx);
-}
-[[gnu::noipa]] void drive_shutdown(asio::io_context& ctx) {
-  run_until_idle(ctx);
-}
+[[gnu::noipa]] void drive_start(asio::io_context& ctx) { run_until_idle(ctx); }
+[[gnu::noipa]] void drive_shutdown(asio::io_context& ctx) { run_until_idle(ctx); }
 
 struct many_round {
   double start_s = 0;
@@ -754,18 +731,10 @@ void many_case(benchmark::State& state, bool managed, bool shutdown) {
   }
 }
 
-void start_10k(benchmark::State& s) {
-  many_case(s, false, false);
-}
-void shutdown_10k(benchmark::State& s) {
-  many_case(s, false, true);
-}
-void start_10k_manage(benchmark::State& s) {
-  many_case(s, true, false);
-}
-void shutdown_10k_manage(benchmark::State& s) {
-  many_case(s, true, true);
-}
+void start_10k(benchmark::State& s) { many_case(s, false, false); }
+void shutdown_10k(benchmark::State& s) { many_case(s, false, true); }
+void start_10k_manage(benchmark::State& s) { many_case(s, true, false); }
+void shutdown_10k_manage(benchmark::State& s) { many_case(s, true, true); }
 
 // --- intensity exceeded ---
 
@@ -869,12 +838,8 @@ void logged(benchmark::State& state, spdlog::level::level_enum level) {
   state.counters["restarts"] = static_cast<double>(logged_cycles);
 }
 
-void logged_restarts(benchmark::State& s) {
-  logged(s, spdlog::level::info);
-}
-void logged_restarts_errors_only(benchmark::State& s) {
-  logged(s, spdlog::level::warn);
-}
+void logged_restarts(benchmark::State& s) { logged(s, spdlog::level::info); }
+void logged_restarts_errors_only(benchmark::State& s) { logged(s, spdlog::level::warn); }
 
 std::vector<std::int64_t> sustained_counts() {
   std::vector<std::int64_t> out;
@@ -901,10 +866,12 @@ int main(int argc, char** argv) {
   // min and max over the repetitions too: on a noisy VM the min is the most
   // stable figure (the fastest phase the host reached), as in the OTP anchor.
   auto stats = [](benchmark::internal::Benchmark* b) {
-    b->ComputeStatistics(
-        "min", [](std::vector<double> const& v) { return *std::min_element(v.begin(), v.end()); });
-    b->ComputeStatistics(
-        "max", [](std::vector<double> const& v) { return *std::max_element(v.begin(), v.end()); });
+    b->ComputeStatistics("min", [](std::vector<double> const& v) {
+      return *std::min_element(v.begin(), v.end());
+    });
+    b->ComputeStatistics("max", [](std::vector<double> const& v) {
+      return *std::max_element(v.begin(), v.end());
+    });
     return b;
   };
   auto reg = [fixed, &stats](char const* name, void (*fn)(benchmark::State&)) {
@@ -933,8 +900,12 @@ int main(int argc, char** argv) {
   }
   reg("one_for_all_100", one_for_all_100);
   reg("rest_for_one_100", rest_for_one_100);
-  stats(benchmark::RegisterBenchmark("start_10k", start_10k))->UseManualTime()->Iterations(5);
-  stats(benchmark::RegisterBenchmark("shutdown_10k", shutdown_10k))->UseManualTime()->Iterations(5);
+  stats(benchmark::RegisterBenchmark("start_10k", start_10k))
+      ->UseManualTime()
+      ->Iterations(5);
+  stats(benchmark::RegisterBenchmark("shutdown_10k", shutdown_10k))
+      ->UseManualTime()
+      ->Iterations(5);
   stats(benchmark::RegisterBenchmark("start_10k_manage", start_10k_manage))
       ->UseManualTime()
       ->Iterations(5);

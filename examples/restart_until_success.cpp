@@ -7,14 +7,15 @@
 //
 // Everything runs on one thread, so the output is the same on every run.
 
-#include <fmt/core.h>
-
 #include <backplane/backplane.hpp>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/result.hpp>
+#include <fmt/core.h>
+
 #include <stdexcept>
 #include <string>
 

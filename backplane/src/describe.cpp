@@ -1,6 +1,7 @@
+#include <backplane/describe.hpp>
+
 #include <cxxabi.h>
 
-#include <backplane/describe.hpp>
 #include <cstdlib>
 #include <exception>
 #include <memory>

@@ -1,4 +1,5 @@
 #include <backplane/device.hpp>
+
 #include <stdexcept>
 
 namespace backplane {
@@ -30,9 +31,7 @@ detail::state_header* device::checked() const {
   return state_.get();
 }
 
-device_id device::id() const {
-  return checked()->id;
-}
+device_id device::id() const { return checked()->id; }
 
 line device::line() const {
   (void)checked();
@@ -59,13 +58,9 @@ std::optional<link_mode> device::link_to(device_id other) const {
   return detail::link_to(checked(), other);
 }
 
-std::size_t device::link_count() const {
-  return detail::link_count(checked());
-}
+std::size_t device::link_count() const { return detail::link_count(checked()); }
 
-std::optional<message> device::try_receive() {
-  return detail::try_receive(checked());
-}
+std::optional<message> device::try_receive() { return detail::try_receive(checked()); }
 
 void device::disconnect(std::optional<fault> f) {
   detail::disconnect(checked(), f);

@@ -1,5 +1,6 @@
-#include <atomic>
 #include <backplane/device_id.hpp>
+
+#include <atomic>
 
 namespace backplane {
 

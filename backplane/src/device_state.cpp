@@ -6,12 +6,14 @@
 
 #include "device_state.hpp"
 
+#include "waiter_service.hpp"
+
 #include <backplane/link_error.hpp>
+
 #include <boost/asio/error.hpp>
+
 #include <mutex>
 #include <stdexcept>
-
-#include "waiter_service.hpp"
 
 namespace backplane::detail {
 
@@ -37,8 +39,7 @@ void complete(waiter* w, boost::system::error_code ec = {}) noexcept {
 /// Locks two distinct states in address order.
 class pair_lock {
  public:
-  pair_lock(device_state* a, device_state* b) noexcept
-      : first_(a < b ? a : b), second_(a < b ? b : a) {
+  pair_lock(device_state* a, device_state* b) noexcept : first_(a < b ? a : b), second_(a < b ? b : a) {
     first_->mu.lock();
     second_->mu.lock();
   }
@@ -86,13 +87,9 @@ void do_link(device_state* a, device_state* b, link_mode mode) {
 
 }  // namespace
 
-state_header* create_state() {
-  return new device_state(device_id::next());
-}
+state_header* create_state() { return new device_state(device_id::next()); }
 
-void destroy_state(state_header* s) noexcept {
-  delete full(s);
-}
+void destroy_state(state_header* s) noexcept { delete full(s); }
 
 void disconnect(state_header* h, std::optional<fault> f, std::exception_ptr const& cause) noexcept {
   device_state* s = full(h);

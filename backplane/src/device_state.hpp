@@ -1,12 +1,13 @@
 #pragma once
 // The complete shared state of a device. Private to src/.
 
-#include <atomic>
-#include <backplane/detail/state.hpp>
-
 #include "link_table.hpp"
 #include "mailbox.hpp"
 #include "spin_mutex.hpp"
+
+#include <backplane/detail/state.hpp>
+
+#include <atomic>
 
 namespace backplane::detail {
 
@@ -19,9 +20,9 @@ struct device_state : state_header {
 
   spin_mutex mu;
   bool connected = true;
-  bool work_signal = false;  // a bound work finished since the last wait looked
+  bool work_signal = false;          // a bound work finished since the last wait looked
   wake_on waiting_for = wake_on::message;
-  waiter* parked = nullptr;  // at most one: a device has one owner
+  waiter* parked = nullptr;          // at most one: a device has one owner
   link_table links;
   mailbox inbox;
 
@@ -33,8 +34,6 @@ struct device_state : state_header {
   bool svc_listed = false;
 };
 
-inline device_state* full(state_header* s) noexcept {
-  return static_cast<device_state*>(s);
-}
+inline device_state* full(state_header* s) noexcept { return static_cast<device_state*>(s); }
 
 }  // namespace backplane::detail

@@ -1,13 +1,12 @@
+#include <backplane/format.hpp>
+
 #include <fmt/format.h>
 
-#include <backplane/format.hpp>
 #include <variant>
 
 namespace backplane {
 
-std::string to_string(device_id id) {
-  return fmt::format("#{}", id.value());
-}
+std::string to_string(device_id id) { return fmt::format("#{}", id.value()); }
 
 std::string_view to_string(link_mode mode) noexcept {
   switch (mode) {
@@ -34,9 +33,7 @@ std::string to_string(disconnected const& d) {
   return s + ")";
 }
 
-std::string to_string(shutdown const& s) {
-  return "shutdown requested by " + to_string(s.requester);
-}
+std::string to_string(shutdown const& s) { return "shutdown requested by " + to_string(s.requester); }
 
 std::string to_string(message const& m) {
   return std::visit([](auto const& v) { return to_string(v); }, m);

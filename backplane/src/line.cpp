@@ -1,4 +1,5 @@
 #include <backplane/line.hpp>
+
 #include <stdexcept>
 
 namespace backplane {
@@ -11,17 +12,11 @@ detail::state_header* line::checked() const {
   return state_.get();
 }
 
-device_id line::id() const {
-  return checked()->id;
-}
+device_id line::id() const { return checked()->id; }
 
-bool line::connected() const {
-  return detail::connected(checked());
-}
+bool line::connected() const { return detail::connected(checked()); }
 
-bool line::send(message m) const {
-  return detail::send(checked(), std::move(m));
-}
+bool line::send(message m) const { return detail::send(checked(), std::move(m)); }
 
 boost::system::error_code line::link_line(line const& other, link_mode mode) const {
   return detail::link_lines(checked(), other.checked(), mode);

@@ -1,4 +1,5 @@
 #include <backplane/link_error.hpp>
+
 #include <string>
 
 namespace backplane {
@@ -11,7 +12,8 @@ class link_category_impl final : public boost::system::error_category {
     switch (static_cast<link_error>(ev)) {
       case link_error::device_down:
         return "the device asking for the link has already disconnected";
-      case link_error::link_down: return "the device to link to has already disconnected";
+      case link_error::link_down:
+        return "the device to link to has already disconnected";
     }
     return "unknown backplane link error";
   }

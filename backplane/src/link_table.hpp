@@ -6,6 +6,7 @@
 // and unlinks in O(1).
 
 #include <backplane/detail/state.hpp>
+
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -52,9 +53,7 @@ class link_vector {
 
  private:
   static constexpr std::uint32_t inline_capacity = 2;
-  [[nodiscard]] std::uint32_t capacity() const noexcept {
-    return heap_ ? heap_cap_ : inline_capacity;
-  }
+  [[nodiscard]] std::uint32_t capacity() const noexcept { return heap_ ? heap_cap_ : inline_capacity; }
   void grow() {
     std::uint32_t cap = capacity() * 2;
     auto* fresh = new link_entry[cap];

@@ -4,6 +4,7 @@
 // messages pile up.
 
 #include <backplane/message.hpp>
+
 #include <cstddef>
 #include <optional>
 #include <utility>

@@ -27,9 +27,7 @@ class spin_mutex {
       }
     }
   }
-  void unlock() noexcept {
-    locked_.store(false, std::memory_order_release);
-  }
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
  private:
   std::atomic<bool> locked_{false};

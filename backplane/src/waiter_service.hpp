@@ -5,10 +5,11 @@
 // that owns the device that owns the waiter. Without this service that cycle
 // would leak whenever a context dies with coroutines still waiting.
 
-#include <boost/asio/execution_context.hpp>
-#include <mutex>
-
 #include "device_state.hpp"
+
+#include <boost/asio/execution_context.hpp>
+
+#include <mutex>
 
 namespace backplane::detail {
 

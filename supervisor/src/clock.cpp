@@ -1,6 +1,8 @@
 #include <backplane/supervisor/clock.hpp>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+
 #include <map>
 #include <mutex>
 #include <utility>

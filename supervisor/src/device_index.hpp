@@ -8,6 +8,7 @@
 // empty slot. It grows at 1/2 load and never shrinks.
 
 #include <backplane/device_id.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <vector>

@@ -1,8 +1,10 @@
+#include <backplane/supervisor/events.hpp>
+
+#include <backplane/format.hpp>
+
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <backplane/format.hpp>
-#include <backplane/supervisor/events.hpp>
 
 namespace backplane {
 
@@ -41,9 +43,7 @@ std::string quoted_json(std::string_view s) {
   return out;
 }
 
-std::string device_text(device_id id) {
-  return id ? to_string(id) : std::string("none");
-}
+std::string device_text(device_id id) { return id ? to_string(id) : std::string("none"); }
 
 /// logfmt: a value stays bare unless a space, quote, '=' or control
 /// character would make the line ambiguous.
@@ -62,8 +62,9 @@ std::string format_text(supervisor_event const& e) {
       "supervisor={} child={} device={} incarnation={} event={} reason={} restarts={}/{} "
       "period={}ms action={}",
       logfmt_value(e.supervisor), e.child.empty() ? "-" : logfmt_value(e.child),
-      device_text(e.device), e.incarnation, to_string(e.event), quoted_json(e.reason), e.restarts,
-      e.max_restarts, std::chrono::duration_cast<std::chrono::milliseconds>(e.period).count(),
+      device_text(e.device), e.incarnation, to_string(e.event), quoted_json(e.reason),
+      e.restarts, e.max_restarts,
+      std::chrono::duration_cast<std::chrono::milliseconds>(e.period).count(),
       logfmt_value(e.action));
 }
 

@@ -9,8 +9,9 @@
 // of them), never with the limit itself: max_restarts = 4'000'000'000 costs
 // nothing until restarts happen.
 
-#include <algorithm>
 #include <backplane/supervisor/clock.hpp>
+
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 

@@ -1,14 +1,15 @@
 // Spec validation (OTP's check_childspecs) and nested supervisor children.
 
-#include <fmt/format.h>
+#include "supervisor_impl.hpp"
 
 #include <backplane/supervisor/child_spec.hpp>
 #include <backplane/supervisor/supervisor_spec.hpp>
+
+#include <fmt/format.h>
+
 #include <cmath>
 #include <stdexcept>
 #include <unordered_set>
-
-#include "supervisor_impl.hpp"
 
 namespace backplane {
 

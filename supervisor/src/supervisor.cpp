@@ -11,11 +11,11 @@
 // The public handle: validation, start, and API calls hopping onto the
 // supervisor's executor.
 
+#include "supervisor_impl.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-
-#include "supervisor_impl.hpp"
 
 namespace asio = boost::asio;
 
@@ -25,8 +25,8 @@ boost::system::result<supervisor, start_failure> supervisor::start(executor_type
                                                                    supervisor_spec spec) {
   validate(spec);
   std::string path = spec.name;
-  auto impl =
-      std::make_shared<detail::supervisor_impl>(ex, std::move(spec), std::move(path), nullptr);
+  auto impl = std::make_shared<detail::supervisor_impl>(ex, std::move(spec), std::move(path),
+                                                        nullptr);
   auto failure = impl->start_declared();
   // Either way the supervisor runs: to supervise, or to stop what it started.
   asio::co_spawn(impl->executor(), impl->run(impl), asio::detached);
@@ -39,15 +39,9 @@ boost::asio::any_io_executor supervisor::executor_of(impl_ptr const& impl) {
   return impl->executor();
 }
 
-device_id supervisor::id() const {
-  return impl_->id();
-}
-line supervisor::line() const {
-  return impl_->line();
-}
-std::string const& supervisor::path() const {
-  return impl_->path();
-}
+device_id supervisor::id() const { return impl_->id(); }
+line supervisor::line() const { return impl_->line(); }
+std::string const& supervisor::path() const { return impl_->path(); }
 
 void supervisor::start_child(impl_ptr const& impl, child_spec spec, handler_t<device_id> h) {
   validate(spec);  // a programming error: thrown to the caller, not completed
@@ -85,8 +79,7 @@ void supervisor::count_children(impl_ptr const& impl, handler_t<child_counts> h)
 }
 
 void supervisor::budget(impl_ptr const& impl, handler_t<restart_budget> h) {
-  asio::post(impl->executor(),
-             [impl, h = std::move(h)]() mutable { impl->api_budget(std::move(h)); });
+  asio::post(impl->executor(), [impl, h = std::move(h)]() mutable { impl->api_budget(std::move(h)); });
 }
 
 void supervisor::stop(impl_ptr const& impl, bool request, handler_t<supervisor_exit> h) {

@@ -12,15 +12,20 @@
 // decisions, add or remove records; a child's exit heard meanwhile is noted
 // and decided afterwards.
 
-#include <atomic>
+#include "device_index.hpp"
+#include "restart_window.hpp"
+
 #include <backplane/device.hpp>
 #include <backplane/fault.hpp>
 #include <backplane/line.hpp>
 #include <backplane/message.hpp>
 #include <backplane/supervisor/supervisor.hpp>
+
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -30,9 +35,6 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
-
-#include "device_index.hpp"
-#include "restart_window.hpp"
 
 namespace backplane::detail {
 
@@ -55,9 +57,8 @@ struct child_identity {
 struct child_run {
   child_run(std::shared_ptr<child_identity const> who, std::uint64_t inc,
             boost::asio::any_io_executor ex, void const* options)
-      : identity(std::move(who)), ctx{dev,     identity->supervisor, identity->id,
-                                      inc,     std::move(ex),        options,
-                                      &on_kill} {}
+      : identity(std::move(who)),
+        ctx{dev, identity->supervisor, identity->id, inc, std::move(ex), options, &on_kill} {}
   device dev;
   std::shared_ptr<child_identity const> identity;
   child_context ctx;
@@ -261,7 +262,7 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   restart_window window_;
   std::vector<std::unique_ptr<child_record>> children_;  // start order
   std::unordered_map<std::string, child_record*> by_id_;
-  device_index<child_record> by_device_;   // running incarnations
+  device_index<child_record> by_device_;  // running incarnations
   std::unordered_set<device_id> retired_;  // unlinked devices whose exit may still be queued
   boost::asio::cancellation_signal wake_;
   std::deque<job> jobs_;

@@ -1,10 +1,11 @@
 // device: identity, ownership, disconnecting, and misuse.
 
-#include <gtest/gtest.h>
-
 #include <backplane/backplane.hpp>
+
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+
 #include <optional>
 #include <stdexcept>
 #include <string>

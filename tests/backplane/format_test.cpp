@@ -1,9 +1,10 @@
 // fmt output of every public value type, and describe().
 
+#include <backplane/backplane.hpp>
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include <backplane/backplane.hpp>
 #include <stdexcept>
 #include <string>
 

@@ -3,19 +3,20 @@
 // test also holds a token in every coroutine frame, so that "nothing leaks"
 // is checked here as well as by LeakSanitizer in the sanitizer build.
 
-#include <gtest/gtest.h>
+#include "support/run_until_idle.hpp"
 
 #include <backplane/backplane.hpp>
+
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <gtest/gtest.h>
+
 #include <map>
 #include <memory>
 #include <optional>
 #include <vector>
-
-#include "support/run_until_idle.hpp"
 
 namespace {
 

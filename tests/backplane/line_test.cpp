@@ -1,8 +1,9 @@
 // line: sending, asking for shutdown, and surviving its device.
 
+#include <backplane/backplane.hpp>
+
 #include <gtest/gtest.h>
 
-#include <backplane/backplane.hpp>
 #include <optional>
 #include <stdexcept>
 #include <thread>

@@ -1,9 +1,10 @@
 // Links between devices and through lines: modes adding and subtracting,
 // who hears what, and every link_error.
 
+#include <backplane/backplane.hpp>
+
 #include <gtest/gtest.h>
 
-#include <backplane/backplane.hpp>
 #include <optional>
 #include <stdexcept>
 #include <vector>

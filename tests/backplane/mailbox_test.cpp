@@ -1,9 +1,9 @@
 // device::async_receive: completion, cancellation, and where handlers run.
 
-#include <gtest/gtest.h>
+#include "support/run_until_idle.hpp"
 
-#include <atomic>
 #include <backplane/backplane.hpp>
+
 #include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -13,12 +13,13 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
+#include <gtest/gtest.h>
+
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <optional>
 #include <thread>
-
-#include "support/run_until_idle.hpp"
 
 namespace {
 

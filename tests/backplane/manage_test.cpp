@@ -1,22 +1,23 @@
 // part_manage and manage: how each ending becomes a crash, what monitors
 // hear, and the work being cancelled and destroyed before a crash is seen.
 
-#include <gtest/gtest.h>
+#include "support/run_until_idle.hpp"
 
 #include <backplane/backplane.hpp>
+
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
+#include <gtest/gtest.h>
+
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <tuple>
 #include <vector>
-
-#include "support/run_until_idle.hpp"
 
 namespace {
 
@@ -188,8 +189,7 @@ TEST(Manage, ExceptionIsAPanicHoldingTheOriginalException) {
   }
   EXPECT_EQ(fmt::format("{}", c), "panic: (anonymous namespace)::custom_failure: disk on fire");
   // Monitors hear the very same exception as the cause.
-  EXPECT_EQ(observer.try_receive(),
-            message(disconnected{subject_id, fault::error(), c.exception()}));
+  EXPECT_EQ(observer.try_receive(), message(disconnected{subject_id, fault::error(), c.exception()}));
 }
 
 TEST(Manage, ErrorIsACrashHoldingTheValue) {

@@ -7,16 +7,17 @@
 // Each case checks what the subject's operation returns, what an observer
 // monitoring the subject hears, and what became of the link to the other.
 
-#include <gtest/gtest.h>
+#include "support/run_until_idle.hpp"
 
 #include <backplane/backplane.hpp>
+
 #include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <tuple>
-
-#include "support/run_until_idle.hpp"
 
 namespace {
 

@@ -3,22 +3,23 @@
 // strands. Every test ends when its io_context runs out of work (all
 // coroutines finished) or on a latch: nothing sleeps, nothing is timed.
 
+#include "support/run_until_idle.hpp"
+
+#include <backplane/backplane.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
-#include <backplane/backplane.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <cstddef>
 #include <latch>
 #include <memory>
 #include <thread>
 #include <unordered_map>
 #include <vector>
-
-#include "support/run_until_idle.hpp"
 
 namespace {
 

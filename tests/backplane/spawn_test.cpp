@@ -1,17 +1,18 @@
 // spawn: a coroutine owning a device, and how its end is heard.
 
-#include <gtest/gtest.h>
+#include "support/run_until_idle.hpp"
 
 #include <backplane/backplane.hpp>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <thread>
-
-#include "support/run_until_idle.hpp"
 
 namespace {
 

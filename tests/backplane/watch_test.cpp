@@ -1,20 +1,21 @@
 // watch: the same work across several messages, the message's priority, and
 // what cancelling a watch leaves behind.
 
-#include <gtest/gtest.h>
+#include "support/run_until_idle.hpp"
 
 #include <backplane/backplane.hpp>
+
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
+#include <gtest/gtest.h>
+
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include "support/run_until_idle.hpp"
 
 namespace {
 

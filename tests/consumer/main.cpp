@@ -1,9 +1,10 @@
 // Links two devices through the installed package, drops one and checks that
 // the other heard it. Exit code 0 when it did.
 
+#include <backplane/backplane.hpp>
+
 #include <fmt/core.h>
 
-#include <backplane/backplane.hpp>
 #include <optional>
 #include <string>
 

@@ -2,10 +2,11 @@
 // backplane::supervisor links, with spdlog found by backplane's package config.
 // Exit code 0 when the supervisor stopped cleanly.
 
+#include <backplane/supervisor.hpp>
+
+#include <boost/asio/io_context.hpp>
 #include <fmt/core.h>
 
-#include <backplane/supervisor.hpp>
-#include <boost/asio/io_context.hpp>
 #include <optional>
 #include <utility>
 

@@ -1,11 +1,11 @@
 // The runtime API, call by call, with every error code; OTP's rules for
 // temporary and transient children.
 
+#include "supervisor/fixture.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/strand.hpp>
-
-#include "supervisor/fixture.hpp"
 
 namespace asio = boost::asio;
 using namespace backplane;
@@ -252,7 +252,8 @@ TEST_F(Api, CompletesOnTheCallersExecutor) {
       [&]() -> asio::awaitable<void> {
         got = co_await sup.async_which_children(asio::use_awaitable);
         on_strand = caller.running_in_this_thread();
-        auto [ec, d] = co_await sup.async_restart_child("a", asio::as_tuple(asio::use_awaitable));
+        auto [ec, d] =
+            co_await sup.async_restart_child("a", asio::as_tuple(asio::use_awaitable));
         EXPECT_EQ(ec, supervisor_errc::running);
         (void)d;
       },

@@ -1,6 +1,6 @@
-#include <boost/asio/steady_timer.hpp>
-
 #include "supervisor/fixture.hpp"
+
+#include <boost/asio/steady_timer.hpp>
 
 namespace asio = boost::asio;
 using namespace backplane;

@@ -4,17 +4,20 @@
 // the runtime API, and "puppets": children that end the way a test tells
 // them to, logging when they start and stop.
 
-#include <fmt/format.h>
-#include <gtest/gtest.h>
-#include <spdlog/sinks/null_sink.h>
-#include <spdlog/spdlog.h>
+#include "support/run_until_idle.hpp"
 
 #include <backplane/backplane.hpp>
 #include <backplane/supervisor.hpp>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+#include <gtest/gtest.h>
+
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,8 +25,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include "support/run_until_idle.hpp"
 
 namespace backplane::test {
 

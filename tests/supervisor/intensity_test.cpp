@@ -2,9 +2,9 @@
 // than the period; more than max_restarts left -> stop everything, give up
 // with a fault. The manual clock moves the window.
 
-#include <limits>
-
 #include "supervisor/fixture.hpp"
+
+#include <limits>
 
 namespace asio = boost::asio;
 using namespace backplane;
@@ -17,7 +17,9 @@ using Intensity = supervisor_fixture;
 /// A device that monitors the supervisor: what its parent would hear.
 struct watcher {
   device d;
-  explicit watcher(supervisor const& s) { EXPECT_FALSE(d.link_line(s.line(), link_mode::monitor)); }
+  explicit watcher(supervisor const& s) {
+    EXPECT_FALSE(d.link_line(s.line(), link_mode::monitor));
+  }
   std::optional<std::optional<fault>> heard() {
     auto m = d.try_receive();
     if (!m) return std::nullopt;

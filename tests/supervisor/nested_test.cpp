@@ -2,11 +2,11 @@
 // supervisor_child. Start order, leaves-first shutdown, escalation of a give-up
 // level by level, and restarts of a nested supervisor from its declaration.
 
+#include "supervisor/fixture.hpp"
+
 #include <spdlog/sinks/ostream_sink.h>
 
 #include <sstream>
-
-#include "supervisor/fixture.hpp"
 
 namespace asio = boost::asio;
 using namespace backplane;

@@ -1,10 +1,10 @@
 // Child and supervisor specs: validation messages (OTP's check_childspecs and
 // check_flags), and what the spec builders fill in.
 
+#include "supervisor/fixture.hpp"
+
 #include <cmath>
 #include <limits>
-
-#include "supervisor/fixture.hpp"
 
 namespace asio = boost::asio;
 using namespace backplane;
@@ -41,9 +41,7 @@ supervisor_spec good_sup() {
 
 }  // namespace
 
-TEST(ChildSpec, ValidSpecPasses) {
-  EXPECT_NO_THROW(validate(good()));
-}
+TEST(ChildSpec, ValidSpecPasses) { EXPECT_NO_THROW(validate(good())); }
 
 TEST(ChildSpec, EmptyIdRejected) {
   auto c = good("");
@@ -100,16 +98,14 @@ TEST(ChildSpec, BadBackoffRejected) {
 
 TEST(ChildSpec, GoodBackoffAccepted) {
   auto c = good();
-  c.backoff = backoff_policy{
-      .initial = 0ms, .max = 0ms, .multiplier = 1.0, .jitter = 0.0, .reset_after = 0ms};
+  c.backoff = backoff_policy{.initial = 0ms, .max = 0ms, .multiplier = 1.0, .jitter = 0.0,
+                             .reset_after = 0ms};
   EXPECT_NO_THROW(validate(c));
   c.backoff = backoff_policy{};
   EXPECT_NO_THROW(validate(c));
 }
 
-TEST(SupervisorSpec, ValidSpecPasses) {
-  EXPECT_NO_THROW(validate(good_sup()));
-}
+TEST(SupervisorSpec, ValidSpecPasses) { EXPECT_NO_THROW(validate(good_sup())); }
 
 TEST(SupervisorSpec, DuplicateIdRejected) {
   auto s = good_sup();
@@ -196,8 +192,8 @@ TEST(SupervisorSpec, Defaults) {
 }
 
 TEST(WorkerSpec, FillsFields) {
-  auto c = worker(
-      "w", [](device&) -> asio::awaitable<void> { co_return; }, restart_type::transient);
+  auto c = worker("w", [](device&) -> asio::awaitable<void> { co_return; },
+                  restart_type::transient);
   EXPECT_EQ(c.id, "w");
   EXPECT_EQ(c.restart, restart_type::transient);
   EXPECT_EQ(c.kind, child_kind::worker);

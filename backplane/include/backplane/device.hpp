@@ -8,8 +8,10 @@
 #include <backplane/line.hpp>
 #include <backplane/link_mode.hpp>
 #include <backplane/message.hpp>
+
 #include <boost/asio/async_result.hpp>
 #include <boost/system/error_code.hpp>
+
 #include <optional>
 
 namespace backplane {

@@ -2,6 +2,7 @@
 // fault: why a device disconnected unsuccessfully.
 
 #include <backplane/device_id.hpp>
+
 #include <cstdint>
 
 namespace backplane {

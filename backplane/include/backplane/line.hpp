@@ -6,6 +6,7 @@
 #include <backplane/link_error.hpp>
 #include <backplane/link_mode.hpp>
 #include <backplane/message.hpp>
+
 #include <boost/system/error_code.hpp>
 
 namespace backplane {

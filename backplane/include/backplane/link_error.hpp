@@ -2,6 +2,7 @@
 // link_error: why linking through a line failed.
 
 #include <boost/system/error_code.hpp>
+
 #include <type_traits>
 
 namespace backplane {

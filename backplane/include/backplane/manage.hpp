@@ -10,11 +10,13 @@
 #include <backplane/message.hpp>
 #include <backplane/watch.hpp>
 #include <backplane/work.hpp>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/system/result.hpp>
 #include <boost/system/system_error.hpp>
+
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -36,7 +38,8 @@ struct managed<void> {
 namespace detail {
 
 template <bool Part, class T, class E>
-using manage_result_t = boost::system::result<std::conditional_t<Part, managed<T>, T>, crash<E>>;
+using manage_result_t =
+    boost::system::result<std::conditional_t<Part, managed<T>, T>, crash<E>>;
 
 /// The one loop behind part_manage (Part) and manage (!Part): one frame.
 template <bool Part, class T, class E, class Executor>

@@ -3,6 +3,7 @@
 
 #include <backplane/device_id.hpp>
 #include <backplane/fault.hpp>
+
 #include <exception>
 #include <optional>
 #include <variant>

@@ -4,8 +4,10 @@
 #include <backplane/device.hpp>
 #include <backplane/fault.hpp>
 #include <backplane/line.hpp>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
+
 #include <exception>
 #include <functional>
 #include <memory>
@@ -23,9 +25,7 @@ namespace detail {
 /// Asio's per-thread frame cache holds; an 8-byte malloc is cheaper.)
 using device_box = std::unique_ptr<device>;
 
-inline device_box box_device(device d) {
-  return std::make_unique<device>(std::move(d));
-}
+inline device_box box_device(device d) { return std::make_unique<device>(std::move(d)); }
 
 /// Runs inside co_spawn's entry point, so a throw from `fn` itself is caught
 /// there like one from its coroutine body.

@@ -6,9 +6,11 @@
 #include <backplane/device.hpp>
 #include <backplane/message.hpp>
 #include <backplane/work.hpp>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/this_coro.hpp>
+
 #include <cstdint>
 #include <exception>
 #include <optional>

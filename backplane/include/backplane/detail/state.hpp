@@ -2,11 +2,13 @@
 // Not API. The shared state behind a device and its lines, as far as the
 // header-only parts need to see it; the rest lives in src/device_state.hpp.
 
-#include <atomic>
 #include <backplane/device_id.hpp>
 #include <backplane/link_mode.hpp>
 #include <backplane/message.hpp>
+
 #include <boost/system/error_code.hpp>
+
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <utility>
@@ -27,9 +29,7 @@ struct state_header {
 [[nodiscard]] state_header* create_state();
 void destroy_state(state_header* s) noexcept;
 
-inline void add_ref(state_header* s) noexcept {
-  s->refs.fetch_add(1, std::memory_order_relaxed);
-}
+inline void add_ref(state_header* s) noexcept { s->refs.fetch_add(1, std::memory_order_relaxed); }
 inline void release(state_header* s) noexcept {
   if (s->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy_state(s);
 }

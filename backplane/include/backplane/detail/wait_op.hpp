@@ -3,6 +3,7 @@
 // compiled mailbox: one node type per handler type, everything else in src/.
 
 #include <backplane/detail/state.hpp>
+
 #include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -18,6 +19,7 @@
 #include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/require.hpp>
 #include <boost/asio/system_executor.hpp>
+
 #include <memory>
 #include <utility>
 
@@ -178,8 +180,8 @@ struct initiate_receive {
 /// Completes (void(error_code)) when `on` is satisfied; consumes nothing.
 template <class Token>
 auto async_wait(state_header* s, wake_on on, Token&& token) {
-  return boost::asio::async_initiate<Token, void(boost::system::error_code)>(initiate_wait{}, token,
-                                                                             s, on);
+  return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+      initiate_wait{}, token, s, on);
 }
 
 }  // namespace backplane::detail

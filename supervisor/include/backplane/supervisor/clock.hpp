@@ -2,6 +2,7 @@
 // clock: the supervisor's sense of time, injectable so that tests move it by hand.
 
 #include <boost/asio/any_io_executor.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>

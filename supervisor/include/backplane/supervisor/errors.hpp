@@ -2,6 +2,7 @@
 // supervisor_errc: how a supervisor's runtime API can fail.
 
 #include <boost/system/error_code.hpp>
+
 #include <stdexcept>
 #include <string>
 #include <type_traits>

@@ -1,11 +1,12 @@
 #pragma once
 // supervisor_spec: a supervisor's flags and children, declared in code.
 
-#include <spdlog/fwd.h>
-
 #include <backplane/supervisor/child_spec.hpp>
 #include <backplane/supervisor/clock.hpp>
 #include <backplane/supervisor/events.hpp>
+
+#include <spdlog/fwd.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
