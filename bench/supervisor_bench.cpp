@@ -192,8 +192,8 @@ double seconds_since(clock_type::time_point t0) {
 
 std::shared_ptr<spdlog::logger> muted_logger() {
   static auto const l = [] {
-    auto logger = std::make_shared<spdlog::logger>(
-        "supbench-muted", std::make_shared<spdlog::sinks::null_sink_st>());
+    auto logger = std::make_shared<spdlog::logger>("supbench-muted",
+                                                   std::make_shared<spdlog::sinks::null_sink_st>());
     logger->set_level(spdlog::level::off);
     return logger;
   }();
@@ -202,8 +202,8 @@ std::shared_ptr<spdlog::logger> muted_logger() {
 
 std::shared_ptr<spdlog::logger> formatting_null_logger() {
   static auto const l = [] {
-    auto logger = std::make_shared<spdlog::logger>(
-        "supbench-null-info", std::make_shared<spdlog::sinks::null_sink_st>());
+    auto logger = std::make_shared<spdlog::logger>("supbench-null-info",
+                                                   std::make_shared<spdlog::sinks::null_sink_st>());
     logger->set_level(spdlog::level::info);
     return logger;
   }();
@@ -576,8 +576,7 @@ constexpr int group_victim = 49;  // #50
 
 class group_rig {
  public:
-  group_rig(asio::io_context& ctx, restart_strategy strategy)
-      : ctx_(ctx), triggers_(group_size) {
+  group_rig(asio::io_context& ctx, restart_strategy strategy) : ctx_(ctx), triggers_(group_size) {
     supervisor_spec spec;
     spec.name = "bench";
     spec.strategy = strategy;
@@ -866,12 +865,10 @@ int main(int argc, char** argv) {
   // min and max over the repetitions too: on a noisy VM the min is the most
   // stable figure (the fastest phase the host reached), as in the OTP anchor.
   auto stats = [](benchmark::internal::Benchmark* b) {
-    b->ComputeStatistics("min", [](std::vector<double> const& v) {
-      return *std::min_element(v.begin(), v.end());
-    });
-    b->ComputeStatistics("max", [](std::vector<double> const& v) {
-      return *std::max_element(v.begin(), v.end());
-    });
+    b->ComputeStatistics(
+        "min", [](std::vector<double> const& v) { return *std::min_element(v.begin(), v.end()); });
+    b->ComputeStatistics(
+        "max", [](std::vector<double> const& v) { return *std::max_element(v.begin(), v.end()); });
     return b;
   };
   auto reg = [fixed, &stats](char const* name, void (*fn)(benchmark::State&)) {
@@ -900,12 +897,8 @@ int main(int argc, char** argv) {
   }
   reg("one_for_all_100", one_for_all_100);
   reg("rest_for_one_100", rest_for_one_100);
-  stats(benchmark::RegisterBenchmark("start_10k", start_10k))
-      ->UseManualTime()
-      ->Iterations(5);
-  stats(benchmark::RegisterBenchmark("shutdown_10k", shutdown_10k))
-      ->UseManualTime()
-      ->Iterations(5);
+  stats(benchmark::RegisterBenchmark("start_10k", start_10k))->UseManualTime()->Iterations(5);
+  stats(benchmark::RegisterBenchmark("shutdown_10k", shutdown_10k))->UseManualTime()->Iterations(5);
   stats(benchmark::RegisterBenchmark("start_10k_manage", start_10k_manage))
       ->UseManualTime()
       ->Iterations(5);

@@ -9,12 +9,12 @@
 
 #include <backplane/backplane.hpp>
 
+#include <fmt/core.h>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/result.hpp>
-#include <fmt/core.h>
 
 #include <stdexcept>
 #include <string>

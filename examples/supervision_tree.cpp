@@ -17,15 +17,15 @@
 #include <backplane/backplane.hpp>
 #include <backplane/supervisor.hpp>
 
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <stdexcept>
@@ -52,7 +52,8 @@ asio::awaitable<void> flaky_web(child_context& c) {
   if (c.incarnation <= 2) {
     asio::steady_timer t(co_await asio::this_coro::executor, 20ms);
     co_await t.async_wait(asio::use_awaitable);
-    throw std::runtime_error(fmt::format("upstream refused connection (attempt {})", c.incarnation));
+    throw std::runtime_error(
+        fmt::format("upstream refused connection (attempt {})", c.incarnation));
   }
   co_await serve(c.device);
 }
@@ -83,8 +84,8 @@ char const* status_name(child_status s) {
 int main() {
   asio::io_context ctx;
   // Crash reports go to stdout, one line each, as an operator reads them.
-  auto logger = std::make_shared<spdlog::logger>(
-      "backplane", std::make_shared<spdlog::sinks::stdout_sink_mt>());
+  auto logger = std::make_shared<spdlog::logger>("backplane",
+                                                 std::make_shared<spdlog::sinks::stdout_sink_mt>());
   logger->set_pattern("[%l] %v");
   logger->set_level(spdlog::level::info);
 

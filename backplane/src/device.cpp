@@ -38,9 +38,7 @@ line device::line() const {
   return backplane::line(state_);
 }
 
-void device::link(device& other, link_mode mode) {
-  detail::link(checked(), other.checked(), mode);
-}
+void device::link(device& other, link_mode mode) { detail::link(checked(), other.checked(), mode); }
 
 void device::unlink(device& other, link_mode mode) {
   detail::unlink(checked(), other.checked(), mode);

@@ -39,7 +39,8 @@ void complete(waiter* w, boost::system::error_code ec = {}) noexcept {
 /// Locks two distinct states in address order.
 class pair_lock {
  public:
-  pair_lock(device_state* a, device_state* b) noexcept : first_(a < b ? a : b), second_(a < b ? b : a) {
+  pair_lock(device_state* a, device_state* b) noexcept
+      : first_(a < b ? a : b), second_(a < b ? b : a) {
     first_->mu.lock();
     second_->mu.lock();
   }

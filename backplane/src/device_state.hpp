@@ -20,9 +20,9 @@ struct device_state : state_header {
 
   spin_mutex mu;
   bool connected = true;
-  bool work_signal = false;          // a bound work finished since the last wait looked
+  bool work_signal = false;  // a bound work finished since the last wait looked
   wake_on waiting_for = wake_on::message;
-  waiter* parked = nullptr;          // at most one: a device has one owner
+  waiter* parked = nullptr;  // at most one: a device has one owner
   link_table links;
   mailbox inbox;
 

@@ -33,7 +33,9 @@ std::string to_string(disconnected const& d) {
   return s + ")";
 }
 
-std::string to_string(shutdown const& s) { return "shutdown requested by " + to_string(s.requester); }
+std::string to_string(shutdown const& s) {
+  return "shutdown requested by " + to_string(s.requester);
+}
 
 std::string to_string(message const& m) {
   return std::visit([](auto const& v) { return to_string(v); }, m);

@@ -12,8 +12,7 @@ class link_category_impl final : public boost::system::error_category {
     switch (static_cast<link_error>(ev)) {
       case link_error::device_down:
         return "the device asking for the link has already disconnected";
-      case link_error::link_down:
-        return "the device to link to has already disconnected";
+      case link_error::link_down: return "the device to link to has already disconnected";
     }
     return "unknown backplane link error";
   }

@@ -53,7 +53,9 @@ class link_vector {
 
  private:
   static constexpr std::uint32_t inline_capacity = 2;
-  [[nodiscard]] std::uint32_t capacity() const noexcept { return heap_ ? heap_cap_ : inline_capacity; }
+  [[nodiscard]] std::uint32_t capacity() const noexcept {
+    return heap_ ? heap_cap_ : inline_capacity;
+  }
   void grow() {
     std::uint32_t cap = capacity() * 2;
     auto* fresh = new link_entry[cap];

@@ -44,8 +44,10 @@ void waiter_service::enlist(device_state* s) {
 
 void waiter_service::remove_locked(device_state* s) noexcept {
   if (!s->svc_listed) return;
-  if (s->svc_prev) s->svc_prev->svc_next = s->svc_next;
-  else head_ = s->svc_next;
+  if (s->svc_prev)
+    s->svc_prev->svc_next = s->svc_next;
+  else
+    head_ = s->svc_next;
   if (s->svc_next) s->svc_next->svc_prev = s->svc_prev;
   s->svc_prev = s->svc_next = nullptr;
   s->svc_listed = false;

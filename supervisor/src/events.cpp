@@ -62,9 +62,8 @@ std::string format_text(supervisor_event const& e) {
       "supervisor={} child={} device={} incarnation={} event={} reason={} restarts={}/{} "
       "period={}ms action={}",
       logfmt_value(e.supervisor), e.child.empty() ? "-" : logfmt_value(e.child),
-      device_text(e.device), e.incarnation, to_string(e.event), quoted_json(e.reason),
-      e.restarts, e.max_restarts,
-      std::chrono::duration_cast<std::chrono::milliseconds>(e.period).count(),
+      device_text(e.device), e.incarnation, to_string(e.event), quoted_json(e.reason), e.restarts,
+      e.max_restarts, std::chrono::duration_cast<std::chrono::milliseconds>(e.period).count(),
       logfmt_value(e.action));
 }
 

@@ -25,8 +25,8 @@ boost::system::result<supervisor, start_failure> supervisor::start(executor_type
                                                                    supervisor_spec spec) {
   validate(spec);
   std::string path = spec.name;
-  auto impl = std::make_shared<detail::supervisor_impl>(ex, std::move(spec), std::move(path),
-                                                        nullptr);
+  auto impl =
+      std::make_shared<detail::supervisor_impl>(ex, std::move(spec), std::move(path), nullptr);
   auto failure = impl->start_declared();
   // Either way the supervisor runs: to supervise, or to stop what it started.
   asio::co_spawn(impl->executor(), impl->run(impl), asio::detached);
@@ -79,7 +79,8 @@ void supervisor::count_children(impl_ptr const& impl, handler_t<child_counts> h)
 }
 
 void supervisor::budget(impl_ptr const& impl, handler_t<restart_budget> h) {
-  asio::post(impl->executor(), [impl, h = std::move(h)]() mutable { impl->api_budget(std::move(h)); });
+  asio::post(impl->executor(),
+             [impl, h = std::move(h)]() mutable { impl->api_budget(std::move(h)); });
 }
 
 void supervisor::stop(impl_ptr const& impl, bool request, handler_t<supervisor_exit> h) {

@@ -19,8 +19,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -53,7 +53,8 @@ std::shared_ptr<spdlog::logger> default_logger() {
 /// "200ms", "1500us", "3ns": the largest unit that shows `d` exactly.
 std::string duration_text(nanoseconds d) {
   using namespace std::chrono;
-  if (d.count() % 1'000'000 == 0) return fmt::format("{}ms", duration_cast<milliseconds>(d).count());
+  if (d.count() % 1'000'000 == 0)
+    return fmt::format("{}ms", duration_cast<milliseconds>(d).count());
   if (d.count() % 1'000 == 0) return fmt::format("{}us", duration_cast<microseconds>(d).count());
   return fmt::format("{}ns", d.count());
 }
@@ -165,8 +166,8 @@ void supervisor_impl::started() {
 
 child_record* supervisor_impl::add_record(child_spec spec) {
   auto r = std::make_unique<child_record>();
-  r->identity = std::make_shared<child_identity const>(
-      child_identity{path_, spec.id, std::move(spec.start)});
+  r->identity =
+      std::make_shared<child_identity const>(child_identity{path_, spec.id, std::move(spec.start)});
   spec.start = nullptr;
   r->spec = std::move(spec);
   child_record* p = r.get();
@@ -438,8 +439,7 @@ asio::awaitable<void> supervisor_impl::stop_child(child_record& r) {
   bool stopped = co_await await_exit(r, deadline);
   if (!stopped && !pol.is_brutal()) {
     report(supervisor_event_kind::shutdown_error, r.spec.id, dev, inc,
-           fmt::format("did not stop within {} of the shutdown request",
-                       duration_text(pol.time())),
+           fmt::format("did not stop within {} of the shutdown request", duration_text(pol.time())),
            "cancel");
     kill(r);
     stopped = co_await await_exit(r, clock_->now() + grace);
@@ -464,8 +464,8 @@ void supervisor_impl::remove(child_record* r) {
   if (r->status == child_status::running) by_device_.erase(r->dev);
   release_members(*r);
   by_id_.erase(r->spec.id);
-  auto it = std::find_if(children_.begin(), children_.end(),
-                         [r](auto const& p) { return p.get() == r; });
+  auto it =
+      std::find_if(children_.begin(), children_.end(), [r](auto const& p) { return p.get() == r; });
   if (it != children_.end()) children_.erase(it);
 }
 
@@ -605,7 +605,8 @@ asio::awaitable<void> supervisor_impl::restart_group(child_record* failed,
     if (c != failed && c->status != child_status::stopped) co_await stop_child(*c);
     if (stopping_) co_return;
   }
-  if (auto plan = restart_stopped_group(failed, delay)) co_await settle_retry(failed, std::move(*plan));
+  if (auto plan = restart_stopped_group(failed, delay))
+    co_await settle_retry(failed, std::move(*plan));
 }
 
 std::optional<supervisor_impl::retry_plan> supervisor_impl::restart_stopped_group(
@@ -670,9 +671,11 @@ std::optional<supervisor_impl::retry_plan> supervisor_impl::start_group_now(chil
   return std::nullopt;
 }
 
-std::optional<supervisor_impl::retry_plan> supervisor_impl::start_failed(
-    child_record* anchor, child_record* c, group_t started, group_t members,
-    std::string const& why) {
+std::optional<supervisor_impl::retry_plan> supervisor_impl::start_failed(child_record* anchor,
+                                                                         child_record* c,
+                                                                         group_t started,
+                                                                         group_t members,
+                                                                         std::string const& why) {
   // This try is over; the next one counts toward intensity like any restart.
   std::uint64_t const failed_inc = c->incarnation;
   if (window_.add(clock_->now())) {
@@ -839,8 +842,8 @@ void supervisor_impl::api_start_child(child_spec spec, handler_t<device_id> h) {
     start_dynamic(std::move(spec), std::move(h), true);
     return;
   }
-  auto call = std::make_shared<std::pair<child_spec, handler_t<device_id>>>(std::move(spec),
-                                                                           std::move(h));
+  auto call =
+      std::make_shared<std::pair<child_spec, handler_t<device_id>>>(std::move(spec), std::move(h));
   enqueue([this, call]() -> asio::awaitable<void> {
     start_dynamic(std::move(call->first), std::move(call->second), false);
     co_return;
@@ -857,7 +860,7 @@ void supervisor_impl::start_dynamic(child_spec spec, handler_t<device_id> h, boo
   };
   if (stopping_) return reply(err(supervisor_errc::supervisor_down), device_id{});
   if (child_record* r = find(spec.id)) {
-    supervisor_errc const e = r->status == child_status::stopped   ? supervisor_errc::already_present
+    supervisor_errc const e = r->status == child_status::stopped ? supervisor_errc::already_present
                               : r->status == child_status::running ? supervisor_errc::running
                                                                    : supervisor_errc::restarting;
     return reply(err(e), r->status == child_status::running ? r->dev : device_id{});
@@ -874,7 +877,8 @@ void supervisor_impl::start_dynamic(child_spec spec, handler_t<device_id> h, boo
 }
 
 void supervisor_impl::api_terminate_child(std::string id, void_handler_t h) {
-  if (ended_ || stopping_) return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down));
+  if (ended_ || stopping_)
+    return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down));
   auto shared_h = std::make_shared<void_handler_t>(std::move(h));
   enqueue([this, id = std::move(id), shared_h]() -> asio::awaitable<void> {
     if (stopping_) {
@@ -919,7 +923,8 @@ void supervisor_impl::api_restart_child(std::string id, handler_t<device_id> h) 
 }
 
 void supervisor_impl::api_delete_child(std::string id, void_handler_t h) {
-  if (ended_ || stopping_) return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down));
+  if (ended_ || stopping_)
+    return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down));
   auto shared_h = std::make_shared<void_handler_t>(std::move(h));
   enqueue([this, id = std::move(id), shared_h]() -> asio::awaitable<void> {
     child_record* r = stopping_ ? nullptr : find(id);
@@ -943,7 +948,7 @@ void supervisor_impl::api_delete_child(std::string id, void_handler_t h) {
 void supervisor_impl::api_which_children(handler_t<std::vector<child_info>> h) {
   if (ended_) {
     return complete_direct(std::move(h), ex_, err(supervisor_errc::supervisor_down),
-                    std::vector<child_info>{});
+                           std::vector<child_info>{});
   }
   std::vector<child_info> out;
   out.reserve(children_.size());
@@ -961,7 +966,9 @@ void supervisor_impl::api_which_children(handler_t<std::vector<child_info>> h) {
 }
 
 void supervisor_impl::api_count_children(handler_t<child_counts> h) {
-  if (ended_) return complete_direct(std::move(h), ex_, err(supervisor_errc::supervisor_down), child_counts{});
+  if (ended_)
+    return complete_direct(std::move(h), ex_, err(supervisor_errc::supervisor_down),
+                           child_counts{});
   child_counts n;
   n.specs = children_.size();
   for (auto const& c : children_) {
@@ -977,7 +984,8 @@ void supervisor_impl::api_count_children(handler_t<child_counts> h) {
 
 void supervisor_impl::api_budget(handler_t<restart_budget> h) {
   if (ended_) {
-    return complete_direct(std::move(h), ex_, err(supervisor_errc::supervisor_down), restart_budget{});
+    return complete_direct(std::move(h), ex_, err(supervisor_errc::supervisor_down),
+                           restart_budget{});
   }
   auto const now = clock_->now();
   restart_budget b;
@@ -1013,8 +1021,8 @@ asio::awaitable<void> nested_life(std::shared_ptr<supervisor_impl> impl, device*
 
 start_result start_nested(supervisor_spec const& spec, child_context& ctx) {
   auto const* parent = static_cast<supervisor_spec const*>(ctx.parent_options);
-  auto impl = std::make_shared<supervisor_impl>(ctx.executor, spec, ctx.supervisor + "/" + ctx.id,
-                                                parent);
+  auto impl =
+      std::make_shared<supervisor_impl>(ctx.executor, spec, ctx.supervisor + "/" + ctx.id, parent);
   // Before its children link to it.
   impl->adopt_device(std::move(ctx.device), nullptr);
   auto failure = impl->start_declared();

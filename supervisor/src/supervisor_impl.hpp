@@ -57,8 +57,9 @@ struct child_identity {
 struct child_run {
   child_run(std::shared_ptr<child_identity const> who, std::uint64_t inc,
             boost::asio::any_io_executor ex, void const* options)
-      : identity(std::move(who)),
-        ctx{dev, identity->supervisor, identity->id, inc, std::move(ex), options, &on_kill} {}
+      : identity(std::move(who)), ctx{dev,     identity->supervisor, identity->id,
+                                      inc,     std::move(ex),        options,
+                                      &on_kill} {}
   device dev;
   std::shared_ptr<child_identity const> identity;
   child_context ctx;
@@ -262,7 +263,7 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   restart_window window_;
   std::vector<std::unique_ptr<child_record>> children_;  // start order
   std::unordered_map<std::string, child_record*> by_id_;
-  device_index<child_record> by_device_;  // running incarnations
+  device_index<child_record> by_device_;   // running incarnations
   std::unordered_set<device_id> retired_;  // unlinked devices whose exit may still be queued
   boost::asio::cancellation_signal wake_;
   std::deque<job> jobs_;

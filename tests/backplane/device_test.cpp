@@ -2,9 +2,9 @@
 
 #include <backplane/backplane.hpp>
 
+#include <gtest/gtest.h>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
-#include <gtest/gtest.h>
 
 #include <optional>
 #include <stdexcept>
@@ -18,9 +18,7 @@ namespace {
 using namespace backplane;
 
 /// The message a monitor expects when `id` disconnects with `f`.
-message gone(device_id id, std::optional<fault> f) {
-  return disconnected{id, f};
-}
+message gone(device_id id, std::optional<fault> f) { return disconnected{id, f}; }
 
 TEST(Device, IsBornConnectedWithAFreshIdAndNoLinks) {
   device d;

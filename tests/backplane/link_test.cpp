@@ -13,9 +13,7 @@ namespace {
 
 using namespace backplane;
 
-message gone(device_id id, std::optional<fault> f) {
-  return disconnected{id, f};
-}
+message gone(device_id id, std::optional<fault> f) { return disconnected{id, f}; }
 
 TEST(LinkMode, HelpersAgreeWithTheBits) {
   static_assert(monitors(link_mode::monitor) && !notifies(link_mode::monitor));

@@ -4,6 +4,7 @@
 
 #include <backplane/backplane.hpp>
 
+#include <gtest/gtest.h>
 #include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -13,7 +14,6 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstddef>

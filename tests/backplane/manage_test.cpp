@@ -5,13 +5,13 @@
 
 #include <backplane/backplane.hpp>
 
+#include <gtest/gtest.h>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
-#include <gtest/gtest.h>
 
 #include <optional>
 #include <stdexcept>
@@ -189,7 +189,8 @@ TEST(Manage, ExceptionIsAPanicHoldingTheOriginalException) {
   }
   EXPECT_EQ(fmt::format("{}", c), "panic: (anonymous namespace)::custom_failure: disk on fire");
   // Monitors hear the very same exception as the cause.
-  EXPECT_EQ(observer.try_receive(), message(disconnected{subject_id, fault::error(), c.exception()}));
+  EXPECT_EQ(observer.try_receive(),
+            message(disconnected{subject_id, fault::error(), c.exception()}));
 }
 
 TEST(Manage, ErrorIsACrashHoldingTheValue) {
@@ -334,9 +335,7 @@ TEST(PartManage, SuccessReturnsTheDeviceForMore) {
   EXPECT_FALSE(observer.try_receive());
 }
 
-asio::awaitable<void_result> void_ok() {
-  co_return void_result();
-}
+asio::awaitable<void_result> void_ok() { co_return void_result(); }
 
 TEST(PartManage, VoidResults) {
   asio::io_context ctx;

@@ -11,8 +11,8 @@
 
 #include <backplane/backplane.hpp>
 
-#include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
+#include <boost/asio/io_context.hpp>
 
 #include <optional>
 #include <stdexcept>
@@ -43,16 +43,10 @@ char const* name(op o) {
   }
   return "?";
 }
-char const* name(via v) {
-  return v == via::device ? "Device" : "Line";
-}
-char const* name(link_mode m) {
-  return m == link_mode::monitor ? "Monitor" : "Peer";
-}
+char const* name(via v) { return v == via::device ? "Device" : "Line"; }
+char const* name(link_mode m) { return m == link_mode::monitor ? "Monitor" : "Peer"; }
 
-asio::awaitable<work_result> succeeding_work() {
-  co_return work_result(42);
-}
+asio::awaitable<work_result> succeeding_work() { co_return work_result(42); }
 
 asio::awaitable<work_result> erroring_work() {
   co_return work_result(boost::system::in_place_error, "bad");

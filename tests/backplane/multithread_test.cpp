@@ -7,10 +7,10 @@
 
 #include <backplane/backplane.hpp>
 
+#include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
@@ -300,9 +300,7 @@ void receive_from_other_threads(bool use_strands) {
   for (auto& d : devices) EXPECT_FALSE(d.try_receive());
 }
 
-TEST(Multithread, ReceiversOnStrandsGetEveryMessageOnce) {
-  receive_from_other_threads(true);
-}
+TEST(Multithread, ReceiversOnStrandsGetEveryMessageOnce) { receive_from_other_threads(true); }
 
 TEST(Multithread, ReceiversWithoutStrandsGetEveryMessageOnce) {
   // A coroutine is never resumed twice at once, so a lone receiver needs no

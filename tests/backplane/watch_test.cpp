@@ -5,12 +5,12 @@
 
 #include <backplane/backplane.hpp>
 
+#include <gtest/gtest.h>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
-#include <gtest/gtest.h>
 
 #include <optional>
 #include <stdexcept>
@@ -31,9 +31,7 @@ asio::awaitable<int> gated(device& gate, int& starts) {
   co_return 7;
 }
 
-asio::awaitable<int> immediate(int v) {
-  co_return v;
-}
+asio::awaitable<int> immediate(int v) { co_return v; }
 
 /// Watches until the work ends, keeping everything it saw.
 asio::awaitable<void> watch_to_the_end(device& d, work<int>& w, std::vector<watched<int>>& seen) {
@@ -158,9 +156,7 @@ TEST(Watch, ThrowingWorkIsAPanicWithTheOriginalException) {
   EXPECT_TRUE(d.valid());  // watch judges nothing
 }
 
-asio::awaitable<void> void_work() {
-  co_return;
-}
+asio::awaitable<void> void_work() { co_return; }
 
 TEST(Watch, VoidWorkCompletes) {
   asio::io_context ctx;

@@ -4,8 +4,8 @@
 
 #include <backplane/supervisor.hpp>
 
-#include <boost/asio/io_context.hpp>
 #include <fmt/core.h>
+#include <boost/asio/io_context.hpp>
 
 #include <optional>
 #include <utility>

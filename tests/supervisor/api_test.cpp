@@ -252,8 +252,7 @@ TEST_F(Api, CompletesOnTheCallersExecutor) {
       [&]() -> asio::awaitable<void> {
         got = co_await sup.async_which_children(asio::use_awaitable);
         on_strand = caller.running_in_this_thread();
-        auto [ec, d] =
-            co_await sup.async_restart_child("a", asio::as_tuple(asio::use_awaitable));
+        auto [ec, d] = co_await sup.async_restart_child("a", asio::as_tuple(asio::use_awaitable));
         EXPECT_EQ(ec, supervisor_errc::running);
         (void)d;
       },

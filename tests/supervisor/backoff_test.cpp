@@ -13,8 +13,8 @@ using Backoff = supervisor_fixture;
 
 backoff_policy exact(std::chrono::nanoseconds initial, std::chrono::nanoseconds max,
                      std::chrono::nanoseconds reset_after = 1h) {
-  return backoff_policy{.initial = initial, .max = max, .multiplier = 2.0, .jitter = 0.0,
-                        .reset_after = reset_after};
+  return backoff_policy{
+      .initial = initial, .max = max, .multiplier = 2.0, .jitter = 0.0, .reset_after = reset_after};
 }
 
 TEST_F(Backoff, ExponentialDelaysWithoutJitter) {
@@ -24,8 +24,8 @@ TEST_F(Backoff, ExponentialDelaysWithoutJitter) {
   a.backoff = exact(100ms, 1s);
   s.children = {a, kids.spec("b")};
   auto sup = start(std::move(s));
-  std::vector<std::chrono::milliseconds> const expected = {100ms, 200ms, 400ms, 800ms,
-                                                           1000ms, 1000ms};
+  std::vector<std::chrono::milliseconds> const expected = {100ms, 200ms,  400ms,
+                                                           800ms, 1000ms, 1000ms};
   for (std::size_t i = 0; i < expected.size(); ++i) {
     SCOPED_TRACE(i);
     kids.end("a", ending::error);
@@ -81,8 +81,8 @@ TEST_F(Backoff, ResetsAfterAQuietPeriod) {
 TEST_F(Backoff, JitterStaysWithinItsBounds) {
   auto s = spec();
   auto a = kids.spec("a");
-  a.backoff = backoff_policy{.initial = 100ms, .max = 1s, .multiplier = 2.0, .jitter = 0.2,
-                             .reset_after = 1h};
+  a.backoff = backoff_policy{
+      .initial = 100ms, .max = 1s, .multiplier = 2.0, .jitter = 0.2, .reset_after = 1h};
   s.children = {a};
   auto sup = start(std::move(s));
   kids.end("a", ending::error);
@@ -128,7 +128,8 @@ TEST_F(Backoff, FailedStartsBackOffToo) {
   idle();
   EXPECT_TRUE(kids.running("a"));
   strings actions;
-  for (auto const& e : of_child("a")) actions.push_back(std::string(to_string(e.event)) + " " + e.action);
+  for (auto const& e : of_child("a"))
+    actions.push_back(std::string(to_string(e.event)) + " " + e.action);
   EXPECT_EQ(actions, (strings{"child_terminated restart in 100ms", "start_error retry in 200ms",
                               "start_error retry in 400ms", "restarted running"}));
   EXPECT_EQ(budget(sup).value.restarts_in_window, 3u);
@@ -230,7 +231,8 @@ TEST_F(Backoff, IncarnationNumbers) {
     reported.push_back(e.incarnation);
   EXPECT_EQ(reported, (std::vector<std::uint64_t>{1, 2, 3}));
   std::vector<std::uint64_t> restarted;
-  for (auto const& e : of_kind(supervisor_event_kind::restarted)) restarted.push_back(e.incarnation);
+  for (auto const& e : of_kind(supervisor_event_kind::restarted))
+    restarted.push_back(e.incarnation);
   EXPECT_EQ(restarted, (std::vector<std::uint64_t>{2, 3, 4}));
   // terminate + restart_child: a new incarnation too.
   ASSERT_FALSE(terminate_child(sup, "a"));

@@ -54,9 +54,7 @@ TEST(DeviceIndex, MatchesAMapOverRandomOperations) {
           model[key] = v;
           break;
         }
-        case 1:
-          ASSERT_EQ(idx.erase(device_id(key)), model.erase(key) == 1) << key;
-          break;
+        case 1: ASSERT_EQ(idx.erase(device_id(key)), model.erase(key) == 1) << key; break;
         default: {
           auto it = model.find(key);
           ASSERT_EQ(idx.find(device_id(key)), it == model.end() ? nullptr : it->second) << key;

@@ -9,14 +9,14 @@
 #include <backplane/backplane.hpp>
 #include <backplane/supervisor.hpp>
 
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
-#include <spdlog/sinks/null_sink.h>
-#include <spdlog/spdlog.h>
-#include <gtest/gtest.h>
 
 #include <map>
 #include <memory>

@@ -17,9 +17,7 @@ using Intensity = supervisor_fixture;
 /// A device that monitors the supervisor: what its parent would hear.
 struct watcher {
   device d;
-  explicit watcher(supervisor const& s) {
-    EXPECT_FALSE(d.link_line(s.line(), link_mode::monitor));
-  }
+  explicit watcher(supervisor const& s) { EXPECT_FALSE(d.link_line(s.line(), link_mode::monitor)); }
   std::optional<std::optional<fault>> heard() {
     auto m = d.try_receive();
     if (!m) return std::nullopt;

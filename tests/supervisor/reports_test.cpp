@@ -78,17 +78,19 @@ TEST_F(Reports, ReasonsForEveryKindOfEnd) {
   s.max_restarts = 100;
   s.children = {
       kids.spec("err"), kids.spec("exc"), kids.spec("cas", restart_type::permanent, dep.line()),
-      worker("int", [](child_context& c) -> asio::awaitable<void> {
-        if (c.incarnation == 1) throw 42;
-        co_await manage(std::move(c.device), forever_result());
-      }),
-      worker("drop", [](child_context& c) -> asio::awaitable<void> {
-        if (c.incarnation == 1) {
-          device gone = std::move(c.device);  // destroyed while connected: a drop
-          co_return;
-        }
-        co_await manage(std::move(c.device), forever_result());
-      }),
+      worker("int",
+             [](child_context& c) -> asio::awaitable<void> {
+               if (c.incarnation == 1) throw 42;
+               co_await manage(std::move(c.device), forever_result());
+             }),
+      worker("drop",
+             [](child_context& c) -> asio::awaitable<void> {
+               if (c.incarnation == 1) {
+                 device gone = std::move(c.device);  // destroyed while connected: a drop
+                 co_return;
+               }
+               co_await manage(std::move(c.device), forever_result());
+             }),
       // The usual shape: the run is manage, the work throws, manage catches
       // it and the run returns normally. The report still names the exception.
       worker("managed", [](child_context& c) -> asio::awaitable<void> {
@@ -260,9 +262,8 @@ TEST_F(Reports, ShutdownAndStartErrorsAreReported) {
   slow.shutdown = shutdown_policy::timeout(10ms);
   s.children = {slow};
   auto sup = start(std::move(s));
-  auto r = start_child(sup, worker("bad", [](device&) -> start_result {
-                         throw std::logic_error("misconfigured");
-                       }));
+  auto r = start_child(
+      sup, worker("bad", [](device&) -> start_result { throw std::logic_error("misconfigured"); }));
   EXPECT_EQ(r.ec, supervisor_errc::start_failed);
   sup.async_stop([](auto, auto) {});
   idle();

@@ -432,8 +432,8 @@ TEST(ShutdownSteadyClock, TimesOutForReal) {
   std::vector<std::string> log;
   supervisor_spec s;
   s.name = "real";
-  s.logger = std::make_shared<spdlog::logger>("real",
-                                              std::make_shared<spdlog::sinks::null_sink_mt>());
+  s.logger =
+      std::make_shared<spdlog::logger>("real", std::make_shared<spdlog::sinks::null_sink_mt>());
   s.children = {stubborn("x", log, shutdown_policy::timeout(1ms))};
   auto sup = supervisor::start(ctx.get_executor(), std::move(s));
   ASSERT_TRUE(sup);

@@ -98,8 +98,8 @@ TEST(ChildSpec, BadBackoffRejected) {
 
 TEST(ChildSpec, GoodBackoffAccepted) {
   auto c = good();
-  c.backoff = backoff_policy{.initial = 0ms, .max = 0ms, .multiplier = 1.0, .jitter = 0.0,
-                             .reset_after = 0ms};
+  c.backoff = backoff_policy{
+      .initial = 0ms, .max = 0ms, .multiplier = 1.0, .jitter = 0.0, .reset_after = 0ms};
   EXPECT_NO_THROW(validate(c));
   c.backoff = backoff_policy{};
   EXPECT_NO_THROW(validate(c));
@@ -192,8 +192,8 @@ TEST(SupervisorSpec, Defaults) {
 }
 
 TEST(WorkerSpec, FillsFields) {
-  auto c = worker("w", [](device&) -> asio::awaitable<void> { co_return; },
-                  restart_type::transient);
+  auto c = worker(
+      "w", [](device&) -> asio::awaitable<void> { co_return; }, restart_type::transient);
   EXPECT_EQ(c.id, "w");
   EXPECT_EQ(c.restart, restart_type::transient);
   EXPECT_EQ(c.kind, child_kind::worker);

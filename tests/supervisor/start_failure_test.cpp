@@ -18,7 +18,7 @@ struct flaky_start {
       : kids(k), id(std::move(i)), fail_next(fail), by_value(value) {}
   puppets& kids;
   std::string id;
-  int fail_next = 0;   // how many starts to fail from now on
+  int fail_next = 0;  // how many starts to fail from now on
   bool by_value = false;
   int attempts = 0;
   std::function<void()> on_failure;  // runs inside the failing start
@@ -49,8 +49,7 @@ TEST_F(StartFailure, AtInitStopsStartedInReverseAndFails) {
   EXPECT_EQ(r.error().id, "d");
   EXPECT_EQ(r.error().reason, "exception: std::runtime_error: no database");
   idle();
-  EXPECT_EQ(kids.log,
-            (strings{"start a", "start b", "start c", "stop c", "stop b", "stop a"}));
+  EXPECT_EQ(kids.log, (strings{"start a", "start b", "start c", "stop c", "stop b", "stop a"}));
   EXPECT_EQ(kids.starts.count("e"), 0u);
   auto errs = of_kind(supervisor_event_kind::start_error);
   ASSERT_EQ(errs.size(), 1u);
@@ -305,8 +304,8 @@ TEST_F(StartFailure, GroupRetryShowsMembersRestarting) {
   for (auto const& i : which(sup)) EXPECT_EQ(i.status, child_status::restarting) << i.id;
   clock->advance(100ms);
   idle();
-  EXPECT_EQ(kids.log, (strings{"crash b", "stop c", "stop a", "start a", "start b", "stop b",
-                               "stop a"}));
+  EXPECT_EQ(kids.log,
+            (strings{"crash b", "stop c", "stop a", "start a", "start b", "stop b", "stop a"}));
   auto errs = of_kind(supervisor_event_kind::start_error);
   ASSERT_EQ(errs.size(), 1u);
   EXPECT_EQ(errs[0].child, "c");

@@ -69,10 +69,10 @@ TEST_P(Strategy, ChildEndsAndSupervisorFollowsOtpRule) {
   }
   idle();
 
-  bool const faulted = how == how_ended::error || how == how_ended::exception ||
-                       how == how_ended::cascade;
-  bool const restarts = restart == restart_type::permanent ||
-                        (restart == restart_type::transient && faulted);
+  bool const faulted =
+      how == how_ended::error || how == how_ended::exception || how == how_ended::cascade;
+  bool const restarts =
+      restart == restart_type::permanent || (restart == restart_type::transient && faulted);
 
   // How b's end was reported.
   auto term = of_kind(supervisor_event_kind::child_terminated);
@@ -84,9 +84,7 @@ TEST_P(Strategy, ChildEndsAndSupervisorFollowsOtpRule) {
     case how_ended::clean:
     case how_ended::shutdown: EXPECT_EQ(term[0].reason, "clean"); break;
     case how_ended::error: EXPECT_EQ(term[0].reason, "error"); break;
-    case how_ended::exception:
-      EXPECT_EQ(term[0].reason, "error: std::runtime_error: boom");
-      break;
+    case how_ended::exception: EXPECT_EQ(term[0].reason, "error: std::runtime_error: boom"); break;
     case how_ended::cascade:
       EXPECT_EQ(term[0].reason, "cascade from " + to_string(dependency_id));
       break;

@@ -53,9 +53,8 @@ struct chaos {
   /// ways, after a random number of hops through its executor; then waits
   /// under manage until it is stopped.
   child_spec worker_spec(std::string id) {
-    return worker(id, [this, id](child_context& c) -> asio::awaitable<void> {
-      return life(c, id);
-    });
+    return worker(id,
+                  [this, id](child_context& c) -> asio::awaitable<void> { return life(c, id); });
   }
 
   asio::awaitable<void> life(child_context& c, std::string id) {
@@ -127,8 +126,8 @@ supervisor_spec base_spec(std::string name, chaos& c, std::shared_ptr<manual_clo
   s.max_restarts = 1'000'000;
   s.period = std::chrono::hours(1);
   s.clock = clock;
-  s.logger = std::make_shared<spdlog::logger>("stress",
-                                              std::make_shared<spdlog::sinks::null_sink_mt>());
+  s.logger =
+      std::make_shared<spdlog::logger>("stress", std::make_shared<spdlog::sinks::null_sink_mt>());
   s.observer = [&c](supervisor_event const& e) { c.observe(e); };
   s.child_strands = true;
   return s;
@@ -158,10 +157,10 @@ void check(chaos& c, std::map<std::string, group_info> const& sups, int budget) 
           auto const& g = sups.at(e.supervisor);
           auto pos = std::find(g.order.begin(), g.order.end(), e.child) - g.order.begin();
           std::size_t const n = g.order.size();
-          expected_restarts[e.supervisor] +=
-              g.strategy == restart_strategy::one_for_one   ? 1
-              : g.strategy == restart_strategy::one_for_all ? n
-                                                            : n - static_cast<std::size_t>(pos);
+          expected_restarts[e.supervisor] += g.strategy == restart_strategy::one_for_one ? 1
+                                             : g.strategy == restart_strategy::one_for_all
+                                                 ? n
+                                                 : n - static_cast<std::size_t>(pos);
         } else {
           // An exit superseded by a group restart (its successor may have
           // crashed too by the time it is decided).
@@ -250,7 +249,9 @@ TEST(Stress, TreeOfStrategiesCrashingAtRandom) {
       {"rest", restart_strategy::rest_for_one},
       {"o2", restart_strategy::one_for_one}};
   for (auto const& [name, strategy] : kinds) {
-    supervisor_spec nested{.name = name, .strategy = strategy, .max_restarts = 1'000'000,
+    supervisor_spec nested{.name = name,
+                           .strategy = strategy,
+                           .max_restarts = 1'000'000,
                            .period = std::chrono::hours(1)};
     group_info g{strategy, {}};
     for (int i = 0; i < per_sup; ++i) {
@@ -301,7 +302,8 @@ TEST(Stress, RuntimeApiFromManyThreadsAtOnce) {
   auto work = asio::make_work_guard(ctx);
   supervisor_spec s;
   s.name = "api";
-  s.logger = std::make_shared<spdlog::logger>("api", std::make_shared<spdlog::sinks::null_sink_mt>());
+  s.logger =
+      std::make_shared<spdlog::logger>("api", std::make_shared<spdlog::sinks::null_sink_mt>());
   s.child_strands = true;
   std::atomic<int> events{0};
   s.observer = [&](supervisor_event const&) { events.fetch_add(1); };

@@ -72,7 +72,8 @@ class crash {
   [[nodiscard]] std::exception_ptr const& exception() const noexcept { return exception_; }
   /// error: what the work returned. Throws std::logic_error for other kinds.
   [[nodiscard]] E const& error_value() const {
-    if (!error_) throw std::logic_error("backplane::crash::error_value: this crash is not an error");
+    if (!error_)
+      throw std::logic_error("backplane::crash::error_value: this crash is not an error");
     return *error_;
   }
   /// cascade: the monitored device that faulted. Nobody id otherwise.

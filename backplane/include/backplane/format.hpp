@@ -67,19 +67,26 @@ struct to_string_formatter : fmt::formatter<std::string_view> {
 }  // namespace backplane
 
 template <>
-struct fmt::formatter<backplane::device_id> : backplane::detail::to_string_formatter<backplane::device_id> {};
+struct fmt::formatter<backplane::device_id>
+    : backplane::detail::to_string_formatter<backplane::device_id> {};
 template <>
-struct fmt::formatter<backplane::link_mode> : backplane::detail::to_string_formatter<backplane::link_mode> {};
+struct fmt::formatter<backplane::link_mode>
+    : backplane::detail::to_string_formatter<backplane::link_mode> {};
 template <>
-struct fmt::formatter<backplane::fault> : backplane::detail::to_string_formatter<backplane::fault> {};
+struct fmt::formatter<backplane::fault> : backplane::detail::to_string_formatter<backplane::fault> {
+};
 template <>
-struct fmt::formatter<backplane::message> : backplane::detail::to_string_formatter<backplane::message> {};
+struct fmt::formatter<backplane::message>
+    : backplane::detail::to_string_formatter<backplane::message> {};
 template <>
 struct fmt::formatter<backplane::disconnected>
     : backplane::detail::to_string_formatter<backplane::disconnected> {};
 template <>
-struct fmt::formatter<backplane::shutdown> : backplane::detail::to_string_formatter<backplane::shutdown> {};
+struct fmt::formatter<backplane::shutdown>
+    : backplane::detail::to_string_formatter<backplane::shutdown> {};
 template <>
-struct fmt::formatter<backplane::link_error> : backplane::detail::to_string_formatter<backplane::link_error> {};
+struct fmt::formatter<backplane::link_error>
+    : backplane::detail::to_string_formatter<backplane::link_error> {};
 template <class E>
-struct fmt::formatter<backplane::crash<E>> : backplane::detail::to_string_formatter<backplane::crash<E>> {};
+struct fmt::formatter<backplane::crash<E>>
+    : backplane::detail::to_string_formatter<backplane::crash<E>> {};

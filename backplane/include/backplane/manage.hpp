@@ -38,8 +38,7 @@ struct managed<void> {
 namespace detail {
 
 template <bool Part, class T, class E>
-using manage_result_t =
-    boost::system::result<std::conditional_t<Part, managed<T>, T>, crash<E>>;
+using manage_result_t = boost::system::result<std::conditional_t<Part, managed<T>, T>, crash<E>>;
 
 /// The one loop behind part_manage (Part) and manage (!Part): one frame.
 template <bool Part, class T, class E, class Executor>

@@ -52,7 +52,7 @@ struct work_frame_ref {
 
 template <class T, class Executor>
 boost::asio::awaitable<void, Executor> run_work(work_frame_ref<T> ref,
-                                               boost::asio::awaitable<T, Executor> a) {
+                                                boost::asio::awaitable<T, Executor> a) {
   work_state<T>* st = ref.st.get();
   try {
     if constexpr (std::is_void_v<T>) {
@@ -98,9 +98,7 @@ class work {
 
   [[nodiscard]] bool started() const noexcept { return started_; }
   /// True once the coroutine has returned or thrown.
-  [[nodiscard]] bool done() const noexcept {
-    return state_->done.load(std::memory_order_acquire);
-  }
+  [[nodiscard]] bool done() const noexcept { return state_->done.load(std::memory_order_acquire); }
   /// Requests terminal cancellation of the running coroutine. Call it on the
   /// work's executor (the watcher's). No effect before start or after done.
   void cancel() {
@@ -123,16 +121,14 @@ class work {
     state_->device = detail::state_ref(device);
     started_ = true;
     state_->running.store(true, std::memory_order_relaxed);
-    boost::asio::co_spawn(ex,
-                          detail::run_work<T, Executor>(detail::work_frame_ref<T>(state_),
-                                                        std::move(awaitable_)),
-                          // The handler keeps the state: co_spawn's thread refers to
-                          // `signal` until it completes, which can be one resumption
-                          // after the frame (and this work) are gone, when the work
-                          // finished without ever suspending.
-                          boost::asio::bind_cancellation_slot(
-                              state_->signal.slot(),
-                              [keep = state_](std::exception_ptr) { (void)keep; }));
+    boost::asio::co_spawn(
+        ex, detail::run_work<T, Executor>(detail::work_frame_ref<T>(state_), std::move(awaitable_)),
+        // The handler keeps the state: co_spawn's thread refers to
+        // `signal` until it completes, which can be one resumption
+        // after the frame (and this work) are gone, when the work
+        // finished without ever suspending.
+        boost::asio::bind_cancellation_slot(state_->signal.slot(),
+                                            [keep = state_](std::exception_ptr) { (void)keep; }));
   }
   /// The value, once done and not thrown. Moves it out.
   [[nodiscard]] value_type take_value() { return std::move(*state_->value); }

@@ -180,8 +180,8 @@ struct initiate_receive {
 /// Completes (void(error_code)) when `on` is satisfied; consumes nothing.
 template <class Token>
 auto async_wait(state_header* s, wake_on on, Token&& token) {
-  return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
-      initiate_wait{}, token, s, on);
+  return boost::asio::async_initiate<Token, void(boost::system::error_code)>(initiate_wait{}, token,
+                                                                             s, on);
 }
 
 }  // namespace backplane::detail

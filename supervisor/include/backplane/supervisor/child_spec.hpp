@@ -34,7 +34,9 @@ enum class child_kind : std::uint8_t { worker, supervisor };
 class shutdown_policy {
  public:
   using duration = std::chrono::nanoseconds;
-  [[nodiscard]] static constexpr shutdown_policy brutal() noexcept { return shutdown_policy(kind::brutal, {}); }
+  [[nodiscard]] static constexpr shutdown_policy brutal() noexcept {
+    return shutdown_policy(kind::brutal, {});
+  }
   [[nodiscard]] static constexpr shutdown_policy timeout(duration d) noexcept {
     return shutdown_policy(kind::timeout, d);
   }
@@ -75,8 +77,9 @@ struct start_error {
 /// the child's whole life), or a start_error.
 class start_result {
  public:
-  start_result(boost::asio::awaitable<void> run) : run_(std::move(run)) {}  // NOLINT: implicit by design
-  start_result(start_error e) : error_(std::move(e)) {}                   // NOLINT
+  start_result(boost::asio::awaitable<void> run)
+      : run_(std::move(run)) {}                          // NOLINT: implicit by design
+  start_result(start_error e) : error_(std::move(e)) {}  // NOLINT
   [[nodiscard]] bool ok() const noexcept { return !error_; }
   [[nodiscard]] start_error const& error() const { return *error_; }
   [[nodiscard]] boost::asio::awaitable<void> take_run() { return std::move(*run_); }
@@ -94,9 +97,9 @@ class start_result {
 /// device (into `manage`, say).
 struct child_context {
   backplane::device& device;
-  std::string const& supervisor;  ///< the supervisor's path, e.g. "app/db"
-  std::string const& id;          ///< the child's id
-  std::uint64_t incarnation;      ///< 1 for the first start, +1 per restart
+  std::string const& supervisor;          ///< the supervisor's path, e.g. "app/db"
+  std::string const& id;                  ///< the child's id
+  std::uint64_t incarnation;              ///< 1 for the first start, +1 per restart
   boost::asio::any_io_executor executor;  ///< where the child's run will run
   /// Not API: the parent's options, inherited by nested supervisors.
   void const* parent_options = nullptr;

@@ -24,16 +24,17 @@ enum class supervisor_event_kind : std::uint8_t {
 /// Everything an operator needs about one decision, as a value. The same
 /// record goes to the logger (one line, text or JSON) and to the observer.
 struct supervisor_event {
-  std::string supervisor{};        ///< path, e.g. "app/db/pool"
-  std::string child{};             ///< child id ("" for supervisor-wide events)
-  device_id device{};              ///< the incarnation's device (nobody if none)
-  std::uint64_t incarnation = 0; ///< 1 for the first start
+  std::string supervisor{};       ///< path, e.g. "app/db/pool"
+  std::string child{};            ///< child id ("" for supervisor-wide events)
+  device_id device{};             ///< the incarnation's device (nobody if none)
+  std::uint64_t incarnation = 0;  ///< 1 for the first start
   supervisor_event_kind event = supervisor_event_kind::child_terminated;
-  std::string reason{};            ///< "clean", "error: std::runtime_error: boom", "cascade from #7", ...
-  std::uint32_t restarts = 0;    ///< restarts in the current window, this one included
+  std::string reason{};  ///< "clean", "error: std::runtime_error: boom", "cascade from #7", ...
+  std::uint32_t restarts = 0;  ///< restarts in the current window, this one included
   std::uint32_t max_restarts = 0;
   std::chrono::nanoseconds period{0};
-  std::string action{};            ///< "restart", "restart in 200ms", "none (temporary: spec removed)", "retry", ...
+  std::string
+      action{};  ///< "restart", "restart in 200ms", "none (temporary: spec removed)", "retry", ...
 };
 
 /// One human-readable line (logfmt): `supervisor=app/db child=conn device=#12 incarnation=3

@@ -64,14 +64,14 @@ struct restart_budget {
 
 /// How a supervisor ended.
 struct supervisor_exit {
-  bool intensity_exceeded = false;   ///< gave up: too many restarts
+  bool intensity_exceeded = false;          ///< gave up: too many restarts
   std::optional<backplane::fault> fault{};  ///< its device's fault (nullopt: clean shutdown)
 };
 
 namespace detail {
 class supervisor_impl;
 struct supervisor_access;
-}
+}  // namespace detail
 
 /// A handle to a running supervisor. Copyable; the supervisor runs until it
 /// is asked to stop (`async_stop`, a shutdown message to its line, its parent)
@@ -95,8 +95,8 @@ class supervisor {
   /// background, on `ex`) and the failure is returned.
   ///
   /// On a multi-threaded context, pass a strand.
-  [[nodiscard]] static boost::system::result<supervisor, start_failure> start(
-      executor_type ex, supervisor_spec spec);
+  [[nodiscard]] static boost::system::result<supervisor, start_failure> start(executor_type ex,
+                                                                              supervisor_spec spec);
 
   [[nodiscard]] device_id id() const;
   [[nodiscard]] backplane::line line() const;
@@ -152,7 +152,9 @@ class supervisor {
   template <class Token>
   auto async_count_children(Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, child_counts)>(
-        [impl = impl_](auto h) { count_children(impl, any_handler<child_counts>(std::move(h), impl)); },
+        [impl = impl_](auto h) {
+          count_children(impl, any_handler<child_counts>(std::move(h), impl));
+        },
         token);
   }
   /// @par Completion Signature `void(boost::system::error_code, restart_budget)`
@@ -168,7 +170,9 @@ class supervisor {
   template <class Token>
   auto async_stop(Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, supervisor_exit)>(
-        [impl = impl_](auto h) { stop(impl, true, any_handler<supervisor_exit>(std::move(h), impl)); },
+        [impl = impl_](auto h) {
+          stop(impl, true, any_handler<supervisor_exit>(std::move(h), impl));
+        },
         token);
   }
   /// Completes when the supervisor has ended, however it ended.
@@ -176,7 +180,9 @@ class supervisor {
   template <class Token>
   auto async_wait(Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, supervisor_exit)>(
-        [impl = impl_](auto h) { stop(impl, false, any_handler<supervisor_exit>(std::move(h), impl)); },
+        [impl = impl_](auto h) {
+          stop(impl, false, any_handler<supervisor_exit>(std::move(h), impl));
+        },
         token);
   }
 
