@@ -78,7 +78,13 @@ struct supervisor_access;
 /// or gives up, whether or not handles remain.
 ///
 /// Thread-safety: every member may be called from any thread. Completion
-/// handlers run on their associated executor, or on the supervisor's.
+/// handlers run on their associated executor, or on the supervisor's; a call
+/// the supervisor can answer at once (it was idle) may complete inside the
+/// supervisor's handler when that is the handler's executor too, never
+/// inside the initiating call.
+///
+/// Per-operation cancellation: not supported. A call, once made, is carried
+/// out and answered (with `supervisor_down` if the supervisor ended first).
 ///
 /// The runtime API follows OTP's: `start_child` adds a child (a failed start
 /// discards the spec), `terminate_child` stops one and keeps its spec,
