@@ -13,7 +13,6 @@
 #include <backplane/describe.hpp>
 #include <backplane/format.hpp>
 
-#include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -827,7 +826,7 @@ void complete(H h, asio::any_io_executor const& fallback, Args... args) {
 /// never from inside the initiating function), outside any job: the handler
 /// may run at once if its executor is ours, saving a trip through the queue.
 template <class H, class... Args>
-void complete_direct(H h, asio::any_io_executor const& /*fallback*/, Args... args) {
+void complete_direct(H h, Args... args) {
   std::move(h)(std::move(args)...);
 }
 boost::system::error_code err(supervisor_errc e) { return make_error_code(e); }
@@ -853,7 +852,7 @@ void supervisor_impl::api_start_child(child_spec spec, handler_t<device_id> h) {
 void supervisor_impl::start_dynamic(child_spec spec, handler_t<device_id> h, bool direct) {
   auto const reply = [&](boost::system::error_code ec, device_id id) {
     if (direct) {
-      complete_direct(std::move(h), ex_, ec, id);
+      complete_direct(std::move(h), ec, id);
     } else {
       complete(std::move(h), ex_, ec, id);
     }
@@ -947,7 +946,7 @@ void supervisor_impl::api_delete_child(std::string id, void_handler_t h) {
 
 void supervisor_impl::api_which_children(handler_t<std::vector<child_info>> h) {
   if (ended_) {
-    return complete_direct(std::move(h), ex_, err(supervisor_errc::supervisor_down),
+    return complete_direct(std::move(h), err(supervisor_errc::supervisor_down),
                            std::vector<child_info>{});
   }
   std::vector<child_info> out;
@@ -962,13 +961,12 @@ void supervisor_impl::api_which_children(handler_t<std::vector<child_info>> h) {
     i.incarnation = c->incarnation;
     out.push_back(std::move(i));
   }
-  complete_direct(std::move(h), ex_, boost::system::error_code{}, std::move(out));
+  complete_direct(std::move(h), boost::system::error_code{}, std::move(out));
 }
 
 void supervisor_impl::api_count_children(handler_t<child_counts> h) {
   if (ended_)
-    return complete_direct(std::move(h), ex_, err(supervisor_errc::supervisor_down),
-                           child_counts{});
+    return complete_direct(std::move(h), err(supervisor_errc::supervisor_down), child_counts{});
   child_counts n;
   n.specs = children_.size();
   for (auto const& c : children_) {
@@ -979,13 +977,12 @@ void supervisor_impl::api_count_children(handler_t<child_counts> h) {
       ++n.workers;
     }
   }
-  complete_direct(std::move(h), ex_, boost::system::error_code{}, n);
+  complete_direct(std::move(h), boost::system::error_code{}, n);
 }
 
 void supervisor_impl::api_budget(handler_t<restart_budget> h) {
   if (ended_) {
-    return complete_direct(std::move(h), ex_, err(supervisor_errc::supervisor_down),
-                           restart_budget{});
+    return complete_direct(std::move(h), err(supervisor_errc::supervisor_down), restart_budget{});
   }
   auto const now = clock_->now();
   restart_budget b;
@@ -993,7 +990,7 @@ void supervisor_impl::api_budget(handler_t<restart_budget> h) {
   b.max_restarts = window_.max_restarts();
   b.period = window_.period();
   b.until_oldest_expires = window_.until_oldest_expires(now);
-  complete_direct(std::move(h), ex_, boost::system::error_code{}, b);
+  complete_direct(std::move(h), boost::system::error_code{}, b);
 }
 
 void supervisor_impl::api_stop(bool request, handler_t<supervisor_exit> h) {
