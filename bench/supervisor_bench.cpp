@@ -293,7 +293,7 @@ awaitable<void> managed_error_at_once(device& d) {
 /// The minimal worker: parked on its device until a shutdown request arrives.
 awaitable<void> parked(device& d) { (void)co_await d.async_receive(asio::deferred); }
 
-enum class failure { error, plain_error, throw_in_work, throw_run };
+enum class failure { error, plain_error, throw_in_work, throw_run, work_error, work_throw };
 
 backplane::child_spec crashing_child(std::string id, failure how, trigger* t,
                                      std::uint64_t* starts) {
@@ -304,6 +304,8 @@ backplane::child_spec crashing_child(std::string id, failure how, trigger* t,
       case failure::plain_error: return plain_error(c.device, *t);
       case failure::throw_in_work: return managed_throw(c.device, *t);
       case failure::throw_run: return run_throws(*t);
+      case failure::work_error: return wait_then_error(*t);
+      case failure::work_throw: return wait_then_throw(*t);
     }
     return backplane::start_error{"unreachable"};
   });
@@ -418,6 +420,12 @@ void restart_cycle_throw(benchmark::State& s) {
 }
 void restart_cycle_throw_run(benchmark::State& s) {
   restart_cycle(s, {.how = failure::throw_run}, block);
+}
+void restart_cycle_work_error(benchmark::State& s) {
+  restart_cycle(s, {.how = failure::work_error}, block);
+}
+void restart_cycle_work_throw(benchmark::State& s) {
+  restart_cycle(s, {.how = failure::work_throw}, block);
 }
 void restart_cycle_error_sustained(benchmark::State& s) {
   restart_cycle(s, {}, std::numeric_limits<std::int64_t>::max());
@@ -882,6 +890,8 @@ int main(int argc, char** argv) {
   reg("restart_cycle_error_formatted", restart_cycle_error_formatted);
   reg("restart_cycle_throw", restart_cycle_throw);
   reg("restart_cycle_throw_run", restart_cycle_throw_run);
+  reg("restart_cycle_work_error", restart_cycle_work_error);
+  reg("restart_cycle_work_throw", restart_cycle_work_throw);
   reg("floor_throw_catch", floor_throw_catch);
   reg("floor_co_spawn", floor_co_spawn);
   reg("floor_post_deferred", floor_post_deferred);

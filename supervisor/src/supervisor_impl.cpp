@@ -15,6 +15,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -30,7 +31,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <limits>
+#include <stdexcept>
 
 namespace asio = boost::asio;
 
@@ -96,7 +99,68 @@ struct run_finished {
   }
 };
 
+/// The supervisor's ear on a managed child's device, on the child's
+/// executor: what `manage` does with the mailbox while its work runs. A
+/// clean exit of a linked device is forgotten; a fault or a shutdown request
+/// decides how the child ends and cancels the work, whose end then
+/// disconnects the device (child_run::work_ended). A disconnect completes a
+/// pending receive (operation_aborted), so no listener outlives its device.
+struct managed_listener {
+  std::shared_ptr<child_run> run;
+  void operator()(boost::system::error_code ec, message m) const;
+};
+
+void listen(std::shared_ptr<child_run> run) {
+  device& d = run->dev;
+  asio::any_io_executor const& ex = run->ctx.executor;
+  d.async_receive(asio::bind_executor(ex, managed_listener{std::move(run)}));
+}
+
+void managed_listener::operator()(boost::system::error_code ec, message m) const {
+  if (run->finished.load(std::memory_order_relaxed) || run->ended_by_message) return;
+  if (ec == asio::error::already_started) {
+    // The start function left a receive of its own parked on the device.
+    run->ended_by_message = true;
+    run->end_fault = fault::error();
+    run->end_cause = std::make_exception_ptr(std::logic_error(
+        "a receive was left parked on the device of a managed work; the supervisor listens on "
+        "that device: do not receive on it, or return an awaitable<void> run instead"));
+    run->cancel.emit(asio::cancellation_type::terminal);
+    return;
+  }
+  if (ec) return;  // the device disconnected: the work has ended
+  if (auto const* gone = as_disconnected(m)) {
+    if (!gone->fault) {
+      listen(run);
+      return;
+    }
+    run->end_fault = fault::cascade(gone->sender);
+  } else {
+    run->end_fault.reset();  // a shutdown request: a clean end
+  }
+  run->ended_by_message = true;
+  run->cancel.emit(asio::cancellation_type::terminal);
+}
+
 }  // namespace
+
+void child_run::work_ended(std::exception_ptr thrown, bool failed) {
+  finished.store(true, std::memory_order_relaxed);
+  if (!dev.valid()) return;
+  if (ended_by_message) {
+    if (end_fault) {
+      dev.disconnect(*end_fault, end_cause);
+    } else {
+      dev.disconnect();
+    }
+  } else if (thrown) {
+    dev.disconnect(fault::error(), thrown);
+  } else if (failed) {
+    dev.disconnect(fault::error());
+  } else {
+    dev.disconnect();
+  }
+}
 
 supervisor_impl::supervisor_impl(asio::any_io_executor ex, supervisor_spec spec, std::string path,
                                  supervisor_spec const* parent)
@@ -184,17 +248,25 @@ bool supervisor_impl::start_incarnation(child_record& r, std::string& why) {
   dev_.link(run->dev, link_mode::peer);
   backplane::line l = run->dev.line();
   std::optional<asio::awaitable<void>> body;
+  std::unique_ptr<detail::managed_launch> managed;
   try {
     start_result res = r.identity->start(run->ctx);
-    if (res.ok()) {
-      body.emplace(res.take_run());
-    } else {
+    if (!res.ok()) {
       why = res.error().reason.empty() ? "start_error" : res.error().reason;
+    } else if (!res.managed()) {
+      body.emplace(res.take_run());
+    } else if (!run->dev.valid()) {
+      why =
+          "the start function moved the child's device away (or disconnected it) but returned a managed work "
+          "(awaitable<result<T, E>>): the supervisor needs the device to manage that work; "
+          "leave the device in place, or return an awaitable<void> run that owns it";
+    } else {
+      managed = res.take_managed();
     }
   } catch (...) {
     why = "exception: " + describe(std::current_exception());
   }
-  if (!body) {
+  if (!body && !managed) {
     // Forgotten before its device drops (with `run`, below), so nobody
     // hears of it unless the start function let it go first.
     retire(l);
@@ -208,8 +280,13 @@ bool supervisor_impl::start_incarnation(child_record& r, std::string& why) {
   if (r.spec.backoff) r.quiet_since = clock_->now();
   by_device_.insert(r.dev, &r);
   asio::any_io_executor const& cex = run->ctx.executor;
-  asio::co_spawn(cex, std::move(*body),
-                 asio::bind_cancellation_slot(run->cancel.slot(), run_finished{run}));
+  if (managed) {
+    listen(run);
+    managed->launch(cex, run->cancel.slot(), run);
+  } else {
+    asio::co_spawn(cex, std::move(*body),
+                   asio::bind_cancellation_slot(run->cancel.slot(), run_finished{run}));
+  }
   return true;
 }
 

@@ -54,7 +54,7 @@ struct child_identity {
 /// start, shared by the record and the run's completion handler, which keeps
 /// it (and so the cancellation signal co_spawn hooked into) alive until the
 /// coroutine is entirely done.
-struct child_run {
+struct child_run final : detail::managed_end {
   child_run(std::shared_ptr<child_identity const> who, std::uint64_t inc,
             boost::asio::any_io_executor ex, void const* options)
       : identity(std::move(who)), ctx{dev,     identity->supervisor, identity->id,
@@ -69,6 +69,14 @@ struct child_run {
   /// Set by the start function (a nested supervisor), run instead of the
   /// cancellation on the child's executor.
   std::function<void()> on_kill;
+  // A managed work only (start_result::managed): set on the child's executor
+  // when a message ended it (a linked device's fault, a shutdown request):
+  // the device then disconnects with `end_fault`, whatever the work returns.
+  bool ended_by_message = false;
+  std::optional<fault> end_fault;
+  std::exception_ptr end_cause;  // with end_fault, when the supervisor knows why
+
+  void work_ended(std::exception_ptr thrown, bool failed) override;
 };
 
 struct child_record {

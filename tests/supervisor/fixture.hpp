@@ -17,6 +17,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <map>
 #include <memory>
@@ -52,22 +53,39 @@ struct puppet_state {
   backplane::line line;
   std::uint64_t incarnation = 0;
   bool running = true;
+  bool told = false;  // ended by puppets::end, not cancelled
 };
 
-/// Children whose lives the test controls. Log lines: "start a", then one of
-/// "stop a" (asked to stop: shutdown request), "kill a" (cancelled),
-/// "crash a" (faulted under manage: error or cascade), "end a" (told to end
-/// cleanly or by throwing).
+/// How a puppet is written: a run that co_awaits part_manage itself, or a
+/// managed work the start function returns for the supervisor to manage.
+enum class puppet_form { run, managed_work };
+
+/// Children whose lives the test controls. Log lines: "start a", then, in
+/// the run form, one of "stop a" (asked to stop: shutdown request), "kill a"
+/// (cancelled), "crash a" (faulted under manage: error or cascade), "end a"
+/// (told to end cleanly, by an error or by throwing). A managed work cannot
+/// tell a shutdown from a cascade or a kill (the supervisor cancels it for
+/// all three): it logs "cancel a" for them, and "end a" when told to end.
 class puppets {
  public:
   std::vector<std::string> log;
   std::map<std::string, std::shared_ptr<puppet_state>> current;
   std::map<std::string, int> starts;
+  puppet_form form = puppet_form::run;
 
   /// A puppet child. If `depends_on` is given, the puppet monitors it (so
   /// its fault cascades into the puppet).
   child_spec spec(std::string id, restart_type restart = restart_type::permanent,
                   std::optional<backplane::line> depends_on = std::nullopt) {
+    if (form == puppet_form::managed_work) {
+      return worker(
+          id,
+          [this, id, depends_on](child_context& c) -> start_result {
+            auto p = begin(c, id, depends_on);
+            return managed_life(std::move(p), this, id);
+          },
+          restart);
+    }
     return worker(
         id,
         [this, id, depends_on](child_context& c) -> boost::asio::awaitable<void> {
@@ -81,7 +99,20 @@ class puppets {
     auto& p = current.at(id);
     ASSERT_TRUE(p->running) << id << " is not running";
     p->how = how;
+    p->told = true;
     p->timer.cancel();
+  }
+
+  /// What the log says when `id` was stopped (shutdown request), crashed by
+  /// a cascade, or ended by an error under manage, in the current form.
+  [[nodiscard]] std::string stopped(std::string const& id) const {
+    return (form == puppet_form::run ? "stop " : "cancel ") + id;
+  }
+  [[nodiscard]] std::string cascaded(std::string const& id) const {
+    return (form == puppet_form::run ? "crash " : "cancel ") + id;
+  }
+  [[nodiscard]] std::string errored(std::string const& id) const {
+    return (form == puppet_form::run ? "crash " : "end ") + id;
   }
 
   [[nodiscard]] backplane::line line(std::string const& id) const { return current.at(id)->line; }
@@ -99,8 +130,8 @@ class puppets {
     co_return boost::system::result<void, int>();
   }
 
-  boost::asio::awaitable<void> life(child_context& c, std::string id,
-                                    std::optional<backplane::line> dep) {
+  std::shared_ptr<puppet_state> begin(child_context& c, std::string const& id,
+                                      std::optional<backplane::line> const& dep) {
     auto p = std::make_shared<puppet_state>(c.executor);
     p->line = c.device.line();
     p->incarnation = c.incarnation;
@@ -109,6 +140,27 @@ class puppets {
     log.push_back("start " + id);
     // A dependency that is already gone (a restart after a cascade) is not linked.
     if (dep) (void)c.device.link_line(*dep, link_mode::monitor);
+    return p;
+  }
+
+  static boost::asio::awaitable<boost::system::result<void, int>> managed_life(
+      std::shared_ptr<puppet_state> p, puppets* self, std::string id) {
+    auto [ec] = co_await p->timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    p->running = false;
+    if (!p->told) {
+      // Cancelled by the supervisor: what real code sees is the exception.
+      self->log.push_back("cancel " + id);
+      throw boost::system::system_error(ec);
+    }
+    self->log.push_back("end " + id);
+    if (p->how == ending::exception) throw std::runtime_error("boom");
+    if (p->how == ending::error) co_return boost::system::result<void, int>(7);
+    co_return boost::system::result<void, int>();
+  }
+
+  boost::asio::awaitable<void> life(child_context& c, std::string id,
+                                    std::optional<backplane::line> dep) {
+    auto p = begin(c, id, dep);
     auto r = co_await part_manage(std::move(c.device), wait(p));
     p->running = false;
     if (!r) {

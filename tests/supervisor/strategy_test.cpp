@@ -2,7 +2,9 @@
 // c; b is the subject, with the restart type under test, a and c permanent.
 // b ends by a clean return, an error under manage, an exception, a cascade
 // (it monitors a device that faults) or a shutdown requested by someone else
-// (a clean power_off). What must follow is OTP's rule.
+// (a clean power_off). What must follow is OTP's rule. Every case runs with
+// the children written both ways: as runs that co_await part_manage, and as
+// managed works returned by the start function (the supervisor manages them).
 
 #include "supervisor/fixture.hpp"
 
@@ -43,12 +45,15 @@ std::string name(how_ended h) {
   return "?";
 }
 
-using param = std::tuple<restart_strategy, restart_type, how_ended>;
+std::string name(puppet_form f) { return f == puppet_form::run ? "Run" : "ManagedWork"; }
+
+using param = std::tuple<restart_strategy, restart_type, how_ended, puppet_form>;
 
 class Strategy : public supervisor_fixture, public ::testing::WithParamInterface<param> {};
 
 TEST_P(Strategy, ChildEndsAndSupervisorFollowsOtpRule) {
-  auto const [strategy, restart, how] = GetParam();
+  auto const [strategy, restart, how, form] = GetParam();
+  kids.form = form;
   device dependency;  // what b monitors
   device_id const dependency_id = dependency.id();
   auto s = spec();
@@ -89,9 +94,10 @@ TEST_P(Strategy, ChildEndsAndSupervisorFollowsOtpRule) {
       EXPECT_EQ(term[0].reason, "cascade from " + to_string(dependency_id));
       break;
   }
-  std::string const b_end = how == how_ended::error || how == how_ended::cascade ? "crash b"
-                            : how == how_ended::shutdown                         ? "stop b"
-                                                                                 : "end b";
+  std::string const b_end = how == how_ended::error      ? kids.errored("b")
+                            : how == how_ended::cascade  ? kids.cascaded("b")
+                            : how == how_ended::shutdown ? kids.stopped("b")
+                                                         : "end b";
 
   if (!restarts) {
     EXPECT_EQ(term[0].action, restart == restart_type::temporary
@@ -120,11 +126,11 @@ TEST_P(Strategy, ChildEndsAndSupervisorFollowsOtpRule) {
         break;
       case restart_strategy::one_for_all:
         // The others stop last-started first, then all start in order.
-        expected = {b_end, "stop c", "stop a", "start a", "start b", "start c"};
+        expected = {b_end, kids.stopped("c"), kids.stopped("a"), "start a", "start b", "start c"};
         restarted = {"a", "b", "c"};
         break;
       case restart_strategy::rest_for_one:
-        expected = {b_end, "stop c", "start b", "start c"};
+        expected = {b_end, kids.stopped("c"), "start b", "start c"};
         restarted = {"b", "c"};
         break;
     }
@@ -153,8 +159,8 @@ TEST_P(Strategy, ChildEndsAndSupervisorFollowsOtpRule) {
   auto exit = stop(sup);
   EXPECT_FALSE(exit.fault);
   EXPECT_FALSE(exit.intensity_exceeded);
-  for (auto const& l : kids.log) EXPECT_EQ(l.rfind("stop ", 0), 0u) << l;
-  EXPECT_EQ(kids.log.back(), "stop a");
+  for (auto const& l : kids.log) EXPECT_EQ(l.rfind(kids.stopped(""), 0), 0u) << l;
+  EXPECT_EQ(kids.log.back(), kids.stopped("a"));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -165,9 +171,11 @@ INSTANTIATE_TEST_SUITE_P(
                        ::testing::Values(restart_type::permanent, restart_type::transient,
                                          restart_type::temporary),
                        ::testing::Values(how_ended::clean, how_ended::error, how_ended::exception,
-                                         how_ended::cascade, how_ended::shutdown)),
+                                         how_ended::cascade, how_ended::shutdown),
+                       ::testing::Values(puppet_form::run, puppet_form::managed_work)),
     [](::testing::TestParamInfo<param> const& i) {
-      return name(std::get<0>(i.param)) + name(std::get<1>(i.param)) + name(std::get<2>(i.param));
+      return name(std::get<0>(i.param)) + name(std::get<1>(i.param)) + name(std::get<2>(i.param)) +
+             name(std::get<3>(i.param));
     });
 
 using Strategies = supervisor_fixture;
