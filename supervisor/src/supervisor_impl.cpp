@@ -281,8 +281,18 @@ bool supervisor_impl::start_incarnation(child_record& r, std::string& why) {
   by_device_.insert(r.dev, &r);
   asio::any_io_executor const& cex = run->ctx.executor;
   if (managed) {
-    listen(run);
+    // Launch first, then listen from the child's executor. The listener is
+    // then armed behind the work's start (FIFO on a strand; inline when the
+    // work started at once), so a cancellation never reaches a work before
+    // it has begun: Asio 1.81's co_spawn cannot take one there (its entry
+    // point checks the cancellation state again after catching the work's
+    // exception, and that second throw escapes io_context::run instead of
+    // reaching the completion handler). And the device is only touched on
+    // the child's executor, where the work's end disconnects it.
     managed->launch(cex, run->cancel.slot(), run);
+    asio::dispatch(cex, [run] {
+      if (!run->finished.load(std::memory_order_relaxed)) listen(run);
+    });
   } else {
     asio::co_spawn(cex, std::move(*body),
                    asio::bind_cancellation_slot(run->cancel.slot(), run_finished{run}));

@@ -53,8 +53,43 @@ struct chaos {
   /// ways, after a random number of hops through its executor; then waits
   /// under manage until it is stopped.
   child_spec worker_spec(std::string id) {
+    if (managed_works) {
+      return worker(id, [this, id](child_context& c) -> start_result {
+        return managed_life(c.supervisor, id, c.incarnation, c.executor);
+      });
+    }
     return worker(id,
                   [this, id](child_context& c) -> asio::awaitable<void> { return life(c, id); });
+  }
+
+  /// The same chaos as a managed work the supervisor runs: it fails by value
+  /// or by throwing, or waits until the supervisor cancels it (a shutdown).
+  bool managed_works = false;
+  asio::awaitable<boost::system::result<void, int>> managed_life(std::string sup, std::string id,
+                                                                 std::uint64_t incarnation,
+                                                                 asio::any_io_executor ex) {
+    {
+      std::lock_guard lock(mu);
+      ++starts[{sup, id}];
+    }
+    std::mt19937 rng(static_cast<std::uint32_t>(
+        std::hash<std::string>{}(fmt::format("{}/{}#{}", sup, id, incarnation))));
+    int const hops = static_cast<int>(rng() % 5);
+    for (int i = 0; i < hops; ++i) co_await asio::post(ex, asio::use_awaitable);
+    if (crashes_left.fetch_sub(1) > 0) {
+      crashes.fetch_add(1);
+      if (rng() % 2 == 0) throw std::runtime_error("chaos");
+      co_return boost::system::result<void, int>(13);
+    }
+    if (waiting.fetch_add(1) + 1 == total_workers && !settled_once.exchange(true))
+      settled.set_value();
+    try {
+      co_await forever();
+    } catch (...) {
+      waiting.fetch_sub(1);
+      throw;
+    }
+    co_return boost::system::result<void, int>();
   }
 
   asio::awaitable<void> life(child_context& c, std::string id) {
@@ -196,12 +231,13 @@ void check(chaos& c, std::map<std::string, group_info> const& sups, int budget) 
   }
 }
 
-TEST(Stress, HundredsOfChildrenCrashingAtRandom) {
+void hundreds_crashing_at_random(bool managed_works) {
   constexpr int workers = 300;
   constexpr int budget = 10000;
   asio::io_context ctx(4);
   auto clock = std::make_shared<manual_clock>();
   chaos c(budget, workers);
+  c.managed_works = managed_works;
   auto s = base_spec("flat", c, clock);
   group_info g{restart_strategy::one_for_one, {}};
   for (int i = 0; i < workers; ++i) {
@@ -232,6 +268,12 @@ TEST(Stress, HundredsOfChildrenCrashingAtRandom) {
   check(c, {{"flat", g}}, budget);
   EXPECT_EQ(c.waiting.load(), 0);
 }
+
+TEST(Stress, HundredsOfChildrenCrashingAtRandom) { hundreds_crashing_at_random(false); }
+
+// The same with managed works: the supervisor's listener, the work's end and
+// a kill meet on each child's strand.
+TEST(Stress, HundredsOfManagedWorksCrashingAtRandom) { hundreds_crashing_at_random(true); }
 
 TEST(Stress, TreeOfStrategiesCrashingAtRandom) {
   // root (one_for_one) -> four nested supervisors, one per strategy (and a

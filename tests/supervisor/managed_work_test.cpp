@@ -1,0 +1,278 @@
+// Managed works: a start function that returns awaitable<result<T, E>> has
+// the supervisor run it under manage's rules. What each end means, what the
+// listener on the device does, and the misuses that must fail clearly. The
+// strategy matrix (strategy_test) runs every strategy x restart x end with
+// managed works too; the stress test runs them on four threads.
+
+#include "supervisor/fixture.hpp"
+
+#include <boost/asio/error.hpp>
+
+namespace asio = boost::asio;
+using namespace backplane;
+using namespace backplane::test;
+
+namespace {
+
+using void_result = boost::system::result<void, int>;
+
+/// A work that waits for `t` and then ends as `how` says; logs what it saw.
+struct scripted {
+  explicit scripted(asio::any_io_executor ex)
+      : t(std::move(ex), asio::steady_timer::time_point::max()) {}
+  asio::steady_timer t;
+  ending how = ending::clean;
+  bool told = false;
+  strings log;
+  backplane::line line;  // the current incarnation's device
+
+  void end(ending h) {
+    how = h;
+    told = true;
+    t.cancel();
+  }
+  asio::awaitable<void_result> work() {
+    log.push_back("run");
+    auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (!told) {
+      log.push_back("cancelled");
+      throw boost::system::system_error(ec);
+    }
+    log.push_back("end");
+    if (how == ending::exception) throw std::runtime_error("boom");
+    if (how == ending::error) co_return void_result(boost::system::in_place_error, 3);
+    co_return void_result();
+  }
+};
+
+class ManagedWork : public supervisor_fixture {
+ protected:
+  std::shared_ptr<scripted> w = std::make_shared<scripted>(ctx.get_executor());
+
+  /// A child `id` whose every incarnation runs `w`'s work (one at a time).
+  child_spec child(std::string id, restart_type restart = restart_type::permanent,
+                   std::optional<backplane::line> monitor = std::nullopt) {
+    auto spec = worker(
+        std::move(id),
+        [w = w, monitor](device& d) -> asio::awaitable<void_result> {
+          w->told = false;
+          w->line = d.line();
+          if (monitor) (void)d.link_line(*monitor, link_mode::monitor);
+          return w->work();
+        },
+        restart);
+    return spec;
+  }
+  supervisor_event terminated() {
+    auto t = of_kind(supervisor_event_kind::child_terminated);
+    EXPECT_EQ(t.size(), 1u);
+    return t.empty() ? supervisor_event{} : t.back();
+  }
+};
+
+TEST_F(ManagedWork, AnErrorIsAFaultAndRestarts) {
+  auto s = spec();
+  s.children = {child("w")};
+  auto sup = start(std::move(s));
+  auto const first = info(sup, "w")->device;
+  w->end(ending::error);
+  idle();
+  auto t = terminated();
+  EXPECT_EQ(t.reason, "error");
+  EXPECT_EQ(t.action, "restart");
+  EXPECT_EQ(info(sup, "w")->incarnation, 2u);
+  EXPECT_NE(info(sup, "w")->device, first);
+  EXPECT_EQ(w->log, (strings{"run", "end", "run"}));
+  stop(sup);
+}
+
+TEST_F(ManagedWork, AnExceptionIsAFaultNamedInTheReport) {
+  auto s = spec();
+  s.children = {child("w")};
+  auto sup = start(std::move(s));
+  w->end(ending::exception);
+  idle();
+  EXPECT_EQ(terminated().reason, "error: std::runtime_error: boom");
+  EXPECT_EQ(info(sup, "w")->status, child_status::running);
+  stop(sup);
+}
+
+TEST_F(ManagedWork, AValueIsACleanExit) {
+  auto s = spec();
+  s.children = {child("w", restart_type::transient)};
+  auto sup = start(std::move(s));
+  w->end(ending::clean);
+  idle();
+  auto t = terminated();
+  EXPECT_EQ(t.reason, "clean");
+  EXPECT_EQ(t.action, "none (transient, exited cleanly)");
+  EXPECT_EQ(info(sup, "w")->status, child_status::stopped);
+  stop(sup);
+}
+
+TEST_F(ManagedWork, AValueOfAnyDefaultConstructibleTypeIsAccepted) {
+  auto s = spec();
+  int runs = 0;
+  s.children = {worker(
+      "w",
+      [&runs](device&) -> asio::awaitable<boost::system::result<std::string, std::error_code>> {
+        ++runs;
+        co_return std::string("done");
+      },
+      restart_type::transient)};
+  auto sup = start(std::move(s));
+  EXPECT_EQ(runs, 1);
+  EXPECT_EQ(terminated().reason, "clean");
+  stop(sup);
+}
+
+TEST_F(ManagedWork, AFaultOfAMonitoredDeviceCancelsTheWorkAndCascades) {
+  device dep;
+  device_id const dep_id = dep.id();
+  auto s = spec();
+  s.children = {child("w", restart_type::transient, dep.line())};
+  auto sup = start(std::move(s));
+  dep.disconnect(fault::error());
+  idle();
+  EXPECT_EQ(w->log, (strings{"run", "cancelled", "run"}));
+  auto t = terminated();
+  EXPECT_EQ(t.reason, "cascade from " + to_string(dep_id));
+  EXPECT_EQ(t.action, "restart");
+  stop(sup);
+}
+
+TEST_F(ManagedWork, ACleanExitOfAMonitoredDeviceIsForgotten) {
+  device dep;
+  auto s = spec();
+  s.children = {child("w", restart_type::permanent, dep.line())};
+  auto sup = start(std::move(s));
+  auto const running = info(sup, "w")->device;
+  dep.disconnect();
+  idle();
+  EXPECT_EQ(w->log, (strings{"run"}));
+  EXPECT_TRUE(of_kind(supervisor_event_kind::child_terminated).empty());
+  EXPECT_EQ(info(sup, "w")->device, running);
+  // The listener is still there: the next message is heard too.
+  device other;
+  device_id const other_id = other.id();
+  ASSERT_FALSE(other.link_line(w->line, link_mode::notify));
+  other.disconnect(fault::error());
+  idle();
+  EXPECT_EQ(terminated().reason, "cascade from " + to_string(other_id));
+  stop(sup);
+}
+
+TEST_F(ManagedWork, AShutdownRequestCancelsTheWorkAndEndsCleanly) {
+  auto s = spec();
+  s.children = {child("w", restart_type::transient)};
+  auto sup = start(std::move(s));
+  EXPECT_FALSE(terminate_child(sup, "w"));
+  EXPECT_EQ(w->log, (strings{"run", "cancelled"}));
+  // Stopped by the request, within its timeout: no kill, no shutdown error.
+  EXPECT_TRUE(of_kind(supervisor_event_kind::shutdown_error).empty());
+  EXPECT_EQ(info(sup, "w")->status, child_status::stopped);
+  EXPECT_EQ(clock->pending(), 0u);
+  stop(sup);
+}
+
+TEST_F(ManagedWork, BrutalShutdownCancelsTheWork) {
+  auto s = spec();
+  auto c = child("w");
+  c.shutdown = shutdown_policy::brutal();
+  s.children = {c};
+  auto sup = start(std::move(s));
+  auto exit = stop(sup);
+  EXPECT_FALSE(exit.fault);
+  EXPECT_EQ(w->log, (strings{"run", "cancelled"}));
+  EXPECT_TRUE(of_kind(supervisor_event_kind::shutdown_error).empty());
+}
+
+TEST_F(ManagedWork, AWorkIgnoringCancellationIsAbandonedAfterItsTimeout) {
+  auto s = spec();
+  strings log;
+  auto c = worker("deaf", [&log](device&) -> asio::awaitable<void_result> {
+    for (;;) {  // shrugs off every cancellation
+      try {
+        co_await forever();
+      } catch (...) {
+        log.push_back("cancelled");
+      }
+      co_await asio::this_coro::reset_cancellation_state();
+    }
+  });
+  c.shutdown = shutdown_policy::timeout(100ms);
+  s.children = {c};
+  auto sup = start(std::move(s));
+  bool stopped = false;
+  sup.async_stop([&](auto, auto) { stopped = true; });
+  idle();
+  EXPECT_EQ(log, (strings{"cancelled"}));  // the shutdown request cancelled it at once
+  clock->advance(100ms);
+  idle();
+  EXPECT_EQ(log, (strings{"cancelled", "cancelled"}));  // then the kill did
+  EXPECT_FALSE(stopped);
+  clock->advance(100ms);
+  idle();
+  EXPECT_TRUE(stopped);
+  auto errs = of_kind(supervisor_event_kind::shutdown_error);
+  ASSERT_EQ(errs.size(), 2u);
+  EXPECT_EQ(errs[0].action, "cancel");
+  EXPECT_EQ(errs[1].action, "abandon");
+}
+
+TEST_F(ManagedWork, AStartFunctionThatMovesTheDeviceAwayFailsToStart) {
+  auto s = spec();
+  std::optional<device> stolen;
+  auto r = supervisor::start(ctx.get_executor(), [&] {
+    s.children = {worker("w", [&stolen](device& d) -> asio::awaitable<void_result> {
+      stolen.emplace(std::move(d));
+      return forever_result();
+    })};
+    return std::move(s);
+  }());
+  idle();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().id, "w");
+  EXPECT_NE(r.error().reason.find("moved the child's device away"), std::string::npos)
+      << r.error().reason;
+  EXPECT_NE(r.error().reason.find("return an awaitable<void> run"), std::string::npos);
+}
+
+// Also the regression test for the order of launch and listen: the
+// listener's answer here is ready at once, and had it run before the work
+// started, co_spawn (Asio 1.81) would have thrown out of io_context::run.
+TEST_F(ManagedWork, AReceiveLeftOnTheDeviceFaultsTheChildSayingWhy) {
+  auto s = spec();
+  std::optional<boost::system::error_code> their_receive;
+  s.children = {worker(
+      "w",
+      [&their_receive](device& d) -> asio::awaitable<void_result> {
+        d.async_receive([&their_receive](boost::system::error_code ec, message) {
+          their_receive = ec;
+        });
+        return forever_result();
+      },
+      restart_type::temporary)};
+  auto sup = start(std::move(s));
+  auto t = terminated();
+  EXPECT_NE(t.reason.find("std::logic_error"), std::string::npos) << t.reason;
+  EXPECT_NE(t.reason.find("do not receive on it"), std::string::npos) << t.reason;
+  ASSERT_TRUE(their_receive);
+  EXPECT_EQ(*their_receive, asio::error::operation_aborted);
+  stop(sup);
+}
+
+TEST_F(ManagedWork, AFailedDynamicStartDiscardsTheSpec) {
+  auto s = spec();
+  auto sup = start(std::move(s));
+  std::optional<device> stolen;
+  auto r = start_child(sup, worker("w", [&stolen](device& d) -> asio::awaitable<void_result> {
+                         stolen.emplace(std::move(d));
+                         return forever_result();
+                       }));
+  EXPECT_EQ(r.ec, supervisor_errc::start_failed);
+  EXPECT_FALSE(info(sup, "w"));
+  stop(sup);
+}
+
+}  // namespace
