@@ -15,23 +15,27 @@
 // a cancellation (manage stopping the work on a shutdown request) completes it
 // with operation_aborted, like any Asio wait.
 //
-//   restart_cycle_error     one_for_one, intensity 1'000'000 in 1 s, one child running
-//                           manage(device, work); the work waits on its trigger and then
-//                           returns an error -> manage disconnects with fault::error ->
+//   restart_cycle_error     one_for_one, intensity 1'000'000 in 1 s, one child whose start
+//                           function returns its work (awaitable<result<void, int>>), which
+//                           the supervisor manages; the work waits on its trigger and then
+//                           returns an error -> the child disconnects with fault::error ->
 //                           the supervisor restarts it -> the new incarnation's work is
 //                           parked on its trigger again (checked: one more start, armed).
 //                           op = one crash->restarted cycle. A fresh supervisor every 100
 //                           cycles (not timed), as OTP's sup_one_for_one_restart. Clock: a
 //                           manual_clock advanced by 2 us per cycle (timed; ~20 ns), so the
 //                           window stays realistic: at most 500k restarts in any 1 s.
+//   restart_cycle_error_run_manage  the same work, in a run that co_awaits
+//                           manage(std::move(device), work) itself (three coroutines a child,
+//                           not one: the run, manage's loop, and the work manage spawns).
 //   restart_cycle_error_plain  the same with the smallest child there is: no manage; its run
 //                           waits on the trigger, disconnects with fault::error and returns
 //                           (brutal shutdown, since it does not listen to its device).
 //   restart_cycle_error_strands  the same as restart_cycle_error with child_strands = true.
 //   restart_cycle_error_formatted  the same with a null-sink logger at level info: every
 //                           report is formatted (text) and thrown away.
-//   restart_cycle_throw     the work throws std::runtime_error instead (manage catches it:
-//                           crash::panic, fault::error).
+//   restart_cycle_throw     the work throws std::runtime_error instead (fault::error, the
+//                           exception as the cause). _run_manage: inside manage in a run.
 //   restart_cycle_throw_run the child's run itself throws (no manage): the crash report
 //                           carries "error: std::runtime_error: boom". Brutal shutdown.
 //   restart_cycle_{error,throw}_sustained/N  ONE supervisor for N cycles (fixed iteration
@@ -41,7 +45,8 @@
 //   floor_throw_awaited     a coroutine throws, its co_awaiting caller catches: Asio rethrows
 //                           the stored exception at co_await, so this is two throws, what
 //                           any exception out of an awaitable costs.
-//   floor_bare_restart_cycle  restart_cycle_error without a supervisor: a coroutine on its own
+//   floor_bare_restart_cycle  restart_cycle_error_run_manage without a supervisor: a coroutine on
+//   its own
 //                           device links a child as a peer, co_spawns it under manage (slot
 //                           bound) and spawns the next when the disconnect arrives.
 //   floor_spawn_10k         10,000 parked children (device + peer link + co_spawn with a bound
@@ -49,7 +54,8 @@
 //   floor_co_spawn, floor_post_deferred  the Asio floors of coroutine_bench, repeated here so
 //                           that ratios come from one process: a bare co_spawn, observed by a
 //                           driver coroutine; one resumption through the queue.
-//   one_for_all_100         100 children as above; #50's work returns an error -> the other
+//   one_for_all_100         100 children as above (managed works; _run_manage: runs that
+//                           co_await manage); #50's work returns an error -> the other
 //                           99 are stopped (shutdown request, 5 s timeout, in reverse) and
 //                           all 100 start again in order (checked: 100 starts, all armed).
 //                           op = the whole cycle. Steady clock (each stop arms a real
@@ -63,13 +69,14 @@
 //                           request ends it cleanly). Time and heap bytes (mallinfo2 delta)
 //                           per child. op = 10,000 children; counters ns_per_child,
 //                           bytes_per_child, allocs_per_child.
-//   start_10k_manage        the same with each worker in manage(device, work) on a
-//                           never-fired trigger (what ordinary code does).
-//   shutdown_10k[_manage]   async_stop on such a supervisor with 10,000 children (untimed
+//   start_10k_work          the same with each child a managed work waiting on a never-fired
+//                           trigger (the supervisor listens on its device).
+//   start_10k_run_manage    the same work in a run that co_awaits manage itself.
+//   shutdown_10k[_work|_run_manage]  async_stop on such a supervisor with 10,000 children (untimed
 //                           start), until the stop completes: each child is asked to shut
 //                           down and awaited, in reverse order. counter ns_per_child.
 //   intensity_exceeded      supervisor::start (intensity 3 in 5 s, steady clock) with one
-//                           child whose work returns an error at once, until async_wait
+//                           child whose managed work returns an error at once, until async_wait
 //                           reports intensity_exceeded (checked: 1 start + 3 restarts).
 //   logged_restarts         restart_cycle_error for 100,000 cycles with every report logged
 //                           through an spdlog async_logger (own thread pool, 1 thread,
@@ -287,25 +294,32 @@ awaitable<void> plain_error(device& d, trigger& t) {
   auto [ec] = co_await async_wait_fired(t, asio::as_tuple(asio::deferred));
   if (!ec) d.disconnect(backplane::fault::error());
 }
-awaitable<void> managed_error_at_once(device& d) {
-  (void)co_await backplane::manage(std::move(d), error_at_once());
-}
 /// The minimal worker: parked on its device until a shutdown request arrives.
 awaitable<void> parked(device& d) { (void)co_await d.async_receive(asio::deferred); }
 
-enum class failure { error, plain_error, throw_in_work, throw_run, work_error, work_throw };
+/// How a crashing child is written and how it fails. work_*: the start function returns the
+/// work (awaitable<result>) and the supervisor manages it; run_manage_*: the start function
+/// returns a run that co_awaits manage(device, work) itself.
+enum class failure {
+  work_error,
+  work_throw,
+  run_manage_error,
+  run_manage_throw,
+  plain_error,
+  throw_run
+};
 
 backplane::child_spec crashing_child(std::string id, failure how, trigger* t,
                                      std::uint64_t* starts) {
   auto spec = backplane::worker(std::move(id), [how, t, starts](child_context& c) -> start_result {
     ++*starts;
     switch (how) {
-      case failure::error: return managed_error(c.device, *t);
-      case failure::plain_error: return plain_error(c.device, *t);
-      case failure::throw_in_work: return managed_throw(c.device, *t);
-      case failure::throw_run: return run_throws(*t);
       case failure::work_error: return wait_then_error(*t);
       case failure::work_throw: return wait_then_throw(*t);
+      case failure::run_manage_error: return managed_error(c.device, *t);
+      case failure::run_manage_throw: return managed_throw(c.device, *t);
+      case failure::plain_error: return plain_error(c.device, *t);
+      case failure::throw_run: return run_throws(*t);
     }
     return backplane::start_error{"unreachable"};
   });
@@ -336,7 +350,7 @@ void stop_or_die(asio::io_context& ctx, supervisor& sup) {
 // --- restart cycles (one_for_one, one child) ---
 
 struct cycle_options {
-  failure how = failure::error;
+  failure how = failure::work_error;
   bool strands = false;
   std::shared_ptr<spdlog::logger> logger{};  // default: muted
   std::uint32_t max_restarts = 1'000'000;
@@ -406,6 +420,9 @@ void restart_cycle(benchmark::State& state, cycle_options o, std::int64_t per_su
 }
 
 void restart_cycle_error(benchmark::State& s) { restart_cycle(s, {}, block); }
+void restart_cycle_error_run_manage(benchmark::State& s) {
+  restart_cycle(s, {.how = failure::run_manage_error}, block);
+}
 void restart_cycle_error_plain(benchmark::State& s) {
   restart_cycle(s, {.how = failure::plain_error}, block);
 }
@@ -416,22 +433,19 @@ void restart_cycle_error_formatted(benchmark::State& s) {
   restart_cycle(s, {.logger = formatting_null_logger()}, block);
 }
 void restart_cycle_throw(benchmark::State& s) {
-  restart_cycle(s, {.how = failure::throw_in_work}, block);
+  restart_cycle(s, {.how = failure::work_throw}, block);
+}
+void restart_cycle_throw_run_manage(benchmark::State& s) {
+  restart_cycle(s, {.how = failure::run_manage_throw}, block);
 }
 void restart_cycle_throw_run(benchmark::State& s) {
   restart_cycle(s, {.how = failure::throw_run}, block);
-}
-void restart_cycle_work_error(benchmark::State& s) {
-  restart_cycle(s, {.how = failure::work_error}, block);
-}
-void restart_cycle_work_throw(benchmark::State& s) {
-  restart_cycle(s, {.how = failure::work_throw}, block);
 }
 void restart_cycle_error_sustained(benchmark::State& s) {
   restart_cycle(s, {}, std::numeric_limits<std::int64_t>::max());
 }
 void restart_cycle_throw_sustained(benchmark::State& s) {
-  restart_cycle(s, {.how = failure::throw_in_work}, std::numeric_limits<std::int64_t>::max());
+  restart_cycle(s, {.how = failure::work_throw}, std::numeric_limits<std::int64_t>::max());
 }
 
 void floor_throw_catch(benchmark::State& state) {
@@ -584,7 +598,8 @@ constexpr int group_victim = 49;  // #50
 
 class group_rig {
  public:
-  group_rig(asio::io_context& ctx, restart_strategy strategy) : ctx_(ctx), triggers_(group_size) {
+  group_rig(asio::io_context& ctx, restart_strategy strategy, failure how)
+      : ctx_(ctx), triggers_(group_size) {
     supervisor_spec spec;
     spec.name = "bench";
     spec.strategy = strategy;
@@ -595,7 +610,7 @@ class group_rig {
     spec.child_strands = false;
     for (int i = 0; i < group_size; ++i) {
       triggers_[static_cast<std::size_t>(i)].fallback = ctx.get_executor();
-      spec.children.push_back(crashing_child(fmt::format("w{}", i + 1), failure::error,
+      spec.children.push_back(crashing_child(fmt::format("w{}", i + 1), how,
                                              &triggers_[static_cast<std::size_t>(i)], &starts_));
     }
     sup_.emplace(start_or_die(ctx, std::move(spec)));
@@ -620,7 +635,8 @@ class group_rig {
   std::optional<supervisor> sup_;
 };
 
-void group_cycle(benchmark::State& state, restart_strategy strategy, std::uint64_t restarted) {
+void group_cycle(benchmark::State& state, restart_strategy strategy, std::uint64_t restarted,
+                 failure how = failure::work_error) {
   asio::io_context ctx(1);
   std::unique_ptr<group_rig> rig;
   std::int64_t i = 0;
@@ -629,7 +645,7 @@ void group_cycle(benchmark::State& state, restart_strategy strategy, std::uint64
     if (i++ % block == 0) {
       state.PauseTiming();
       rig.reset();
-      rig = std::make_unique<group_rig>(ctx, strategy);
+      rig = std::make_unique<group_rig>(ctx, strategy, how);
       state.ResumeTiming();
     }
     std::uint64_t const a0 = allocations;
@@ -645,6 +661,9 @@ void group_cycle(benchmark::State& state, restart_strategy strategy, std::uint64
 
 void one_for_all_100(benchmark::State& s) {
   group_cycle(s, restart_strategy::one_for_all, group_size);
+}
+void one_for_all_100_run_manage(benchmark::State& s) {
+  group_cycle(s, restart_strategy::one_for_all, group_size, failure::run_manage_error);
 }
 void rest_for_one_100(benchmark::State& s) {
   group_cycle(s, restart_strategy::rest_for_one, group_size - group_victim);
@@ -665,15 +684,21 @@ supervisor empty_supervisor(asio::io_context& ctx) {
   return start_or_die(ctx, std::move(spec));
 }
 
-awaitable<void> start_children(supervisor& sup, bool managed, std::vector<trigger>* triggers,
+/// The 10k children: the minimal parked run, a run that co_awaits manage on a
+/// never-fired trigger, or the same work returned for the supervisor to manage.
+enum class many_kind { parked, run_manage, work };
+
+awaitable<void> start_children(supervisor& sup, many_kind kind, std::vector<trigger>* triggers,
                                int* started) {
   for (int i = 0; i < many; ++i) {
+    trigger* t = kind == many_kind::parked ? nullptr : &(*triggers)[static_cast<std::size_t>(i)];
     backplane::child_spec spec =
-        managed ? backplane::worker(fmt::format("c{}", i),
-                                    [t = &(*triggers)[static_cast<std::size_t>(i)]](device& d) {
-                                      return managed_error(d, *t);
-                                    })
-                : backplane::worker(fmt::format("c{}", i), parked);
+        kind == many_kind::parked ? backplane::worker(fmt::format("c{}", i), parked)
+        : kind == many_kind::run_manage
+            ? backplane::worker(fmt::format("c{}", i),
+                                [t](device& d) { return managed_error(d, *t); })
+            : backplane::worker(fmt::format("c{}", i),
+                                [t](device&) { return wait_then_error(*t); });
     auto [ec, id] = co_await sup.async_start_child(std::move(spec), asio::as_tuple(asio::deferred));
     expect(!ec && id, "child started");
     ++*started;
@@ -692,9 +717,9 @@ struct many_round {
   double allocs = 0;
 };
 
-many_round start_and_stop_many(bool managed) {
+many_round start_and_stop_many(many_kind kind) {
   asio::io_context ctx(1);
-  std::vector<trigger> triggers(managed ? many : 0);
+  std::vector<trigger> triggers(kind == many_kind::parked ? 0 : many);
   for (auto& t : triggers) t.fallback = ctx.get_executor();
   supervisor sup = empty_supervisor(ctx);
   many_round r;
@@ -702,7 +727,7 @@ many_round start_and_stop_many(bool managed) {
   std::size_t const heap0 = heap_in_use();
   std::uint64_t const a0 = allocations;
   auto t0 = clock_type::now();
-  asio::co_spawn(ctx, start_children(sup, managed, &triggers, &started), asio::detached);
+  asio::co_spawn(ctx, start_children(sup, kind, &triggers, &started), asio::detached);
   drive_start(ctx);
   r.start_s = seconds_since(t0);
   r.allocs = static_cast<double>(allocations - a0) / many;
@@ -720,10 +745,10 @@ many_round start_and_stop_many(bool managed) {
   return r;
 }
 
-void many_case(benchmark::State& state, bool managed, bool shutdown) {
+void many_case(benchmark::State& state, many_kind kind, bool shutdown) {
   double total = 0, bytes = 0, allocs = 0;
   for (auto _ : state) {
-    many_round r = start_and_stop_many(managed);
+    many_round r = start_and_stop_many(kind);
     double const t = shutdown ? r.stop_s : r.start_s;
     state.SetIterationTime(t);
     total += t;
@@ -738,10 +763,12 @@ void many_case(benchmark::State& state, bool managed, bool shutdown) {
   }
 }
 
-void start_10k(benchmark::State& s) { many_case(s, false, false); }
-void shutdown_10k(benchmark::State& s) { many_case(s, false, true); }
-void start_10k_manage(benchmark::State& s) { many_case(s, true, false); }
-void shutdown_10k_manage(benchmark::State& s) { many_case(s, true, true); }
+void start_10k(benchmark::State& s) { many_case(s, many_kind::parked, false); }
+void shutdown_10k(benchmark::State& s) { many_case(s, many_kind::parked, true); }
+void start_10k_work(benchmark::State& s) { many_case(s, many_kind::work, false); }
+void shutdown_10k_work(benchmark::State& s) { many_case(s, many_kind::work, true); }
+void start_10k_run_manage(benchmark::State& s) { many_case(s, many_kind::run_manage, false); }
+void shutdown_10k_run_manage(benchmark::State& s) { many_case(s, many_kind::run_manage, true); }
 
 // --- intensity exceeded ---
 
@@ -756,9 +783,9 @@ void shutdown_10k_manage(benchmark::State& s) { many_case(s, true, true); }
     spec.clock = backplane::steady_supervisor_clock();
     spec.logger = muted_logger();
     spec.child_strands = false;
-    spec.children.push_back(backplane::worker("crasher", [&starts](device& d) {
+    spec.children.push_back(backplane::worker("crasher", [&starts](device&) {
       ++starts;
-      return managed_error_at_once(d);
+      return error_at_once();
     }));
     auto sup = supervisor::start(ctx.get_executor(), std::move(spec));
     expect(sup.has_value(), "supervisor started");
@@ -885,13 +912,13 @@ int main(int argc, char** argv) {
     return b;
   };
   reg("restart_cycle_error", restart_cycle_error);
+  reg("restart_cycle_error_run_manage", restart_cycle_error_run_manage);
   reg("restart_cycle_error_plain", restart_cycle_error_plain);
   reg("restart_cycle_error_strands", restart_cycle_error_strands);
   reg("restart_cycle_error_formatted", restart_cycle_error_formatted);
   reg("restart_cycle_throw", restart_cycle_throw);
+  reg("restart_cycle_throw_run_manage", restart_cycle_throw_run_manage);
   reg("restart_cycle_throw_run", restart_cycle_throw_run);
-  reg("restart_cycle_work_error", restart_cycle_work_error);
-  reg("restart_cycle_work_throw", restart_cycle_work_throw);
   reg("floor_throw_catch", floor_throw_catch);
   reg("floor_co_spawn", floor_co_spawn);
   reg("floor_post_deferred", floor_post_deferred);
@@ -906,13 +933,20 @@ int main(int argc, char** argv) {
         ->Iterations(n);
   }
   reg("one_for_all_100", one_for_all_100);
+  reg("one_for_all_100_run_manage", one_for_all_100_run_manage);
   reg("rest_for_one_100", rest_for_one_100);
   stats(benchmark::RegisterBenchmark("start_10k", start_10k))->UseManualTime()->Iterations(5);
   stats(benchmark::RegisterBenchmark("shutdown_10k", shutdown_10k))->UseManualTime()->Iterations(5);
-  stats(benchmark::RegisterBenchmark("start_10k_manage", start_10k_manage))
+  stats(benchmark::RegisterBenchmark("start_10k_work", start_10k_work))
       ->UseManualTime()
       ->Iterations(5);
-  stats(benchmark::RegisterBenchmark("shutdown_10k_manage", shutdown_10k_manage))
+  stats(benchmark::RegisterBenchmark("shutdown_10k_work", shutdown_10k_work))
+      ->UseManualTime()
+      ->Iterations(5);
+  stats(benchmark::RegisterBenchmark("start_10k_run_manage", start_10k_run_manage))
+      ->UseManualTime()
+      ->Iterations(5);
+  stats(benchmark::RegisterBenchmark("shutdown_10k_run_manage", shutdown_10k_run_manage))
       ->UseManualTime()
       ->Iterations(5);
   stats(benchmark::RegisterBenchmark("floor_spawn_10k", floor_spawn_10k))

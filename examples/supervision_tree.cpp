@@ -36,26 +36,28 @@ using namespace backplane;
 
 namespace {
 
-/// A worker's life: serve until asked to stop. `manage` turns the shutdown
-/// request into a clean exit and a crash of anything it monitors into ours.
-asio::awaitable<void> serve(device& d) {
-  auto idle = []() -> asio::awaitable<boost::system::result<void, std::string>> {
-    asio::steady_timer t(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
-    co_await t.async_wait(asio::use_awaitable);
-    co_return boost::system::result<void, std::string>();
-  };
-  co_await manage(std::move(d), idle());
+using outcome = boost::system::result<void, std::string>;
+
+/// A worker's life, as a managed work (the start function returns it and the
+/// supervisor manages it): serve until the supervisor cancels it, on a
+/// shutdown request or a crash of anything the device monitors. The device
+/// stays with the supervisor, which listens on it.
+asio::awaitable<outcome> serve(device&) {
+  asio::steady_timer t(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
+  co_await t.async_wait(asio::use_awaitable);
+  co_return outcome();
 }
 
-/// The flaky worker: its first two incarnations fail a moment after starting.
-asio::awaitable<void> flaky_web(child_context& c) {
+/// The flaky worker: its first two incarnations fail a moment after starting
+/// (a throw is a fault, its type and message in the crash report).
+asio::awaitable<outcome> flaky_web(child_context& c) {
   if (c.incarnation <= 2) {
     asio::steady_timer t(co_await asio::this_coro::executor, 20ms);
     co_await t.async_wait(asio::use_awaitable);
     throw std::runtime_error(
         fmt::format("upstream refused connection (attempt {})", c.incarnation));
   }
-  co_await serve(c.device);
+  co_return co_await serve(c.device);
 }
 
 supervisor_spec tree() {

@@ -257,7 +257,8 @@ bool supervisor_impl::start_incarnation(child_record& r, std::string& why) {
       body.emplace(res.take_run());
     } else if (!run->dev.valid()) {
       why =
-          "the start function moved the child's device away (or disconnected it) but returned a managed work "
+          "the start function moved the child's device away (or disconnected it) but returned a "
+          "managed work "
           "(awaitable<result<T, E>>): the supervisor needs the device to manage that work; "
           "leave the device in place, or return an awaitable<void> run that owns it";
     } else {

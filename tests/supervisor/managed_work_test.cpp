@@ -247,9 +247,8 @@ TEST_F(ManagedWork, AReceiveLeftOnTheDeviceFaultsTheChildSayingWhy) {
   s.children = {worker(
       "w",
       [&their_receive](device& d) -> asio::awaitable<void_result> {
-        d.async_receive([&their_receive](boost::system::error_code ec, message) {
-          their_receive = ec;
-        });
+        d.async_receive(
+            [&their_receive](boost::system::error_code ec, message) { their_receive = ec; });
         return forever_result();
       },
       restart_type::temporary)};
