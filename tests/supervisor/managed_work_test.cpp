@@ -6,6 +6,7 @@
 
 #include "supervisor/fixture.hpp"
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/error.hpp>
 
 namespace asio = boost::asio;
@@ -246,9 +247,11 @@ TEST_F(ManagedWork, AReceiveLeftOnTheDeviceFaultsTheChildSayingWhy) {
   std::optional<boost::system::error_code> their_receive;
   s.children = {worker(
       "w",
-      [&their_receive](device& d) -> asio::awaitable<void_result> {
-        d.async_receive(
-            [&their_receive](boost::system::error_code ec, message) { their_receive = ec; });
+      [&their_receive, ex = ctx.get_executor()](device& d) -> asio::awaitable<void_result> {
+        // Bound to the test's context: an unbound handler would complete on
+        // Asio's system executor, another thread.
+        d.async_receive(asio::bind_executor(
+            ex, [&their_receive](boost::system::error_code ec, message) { their_receive = ec; }));
         return forever_result();
       },
       restart_type::temporary)};
