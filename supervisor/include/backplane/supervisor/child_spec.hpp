@@ -168,8 +168,10 @@ struct child_spec {
   std::optional<backoff_policy> backoff{};
 };
 
-/// A worker child: `worker("db", [](device& d) -> awaitable<void> {...})`,
-/// then adjust the fields (`.restart = ...`) as needed.
+/// A worker child: `worker("db", [](device& d) { return serve(); })` with
+/// `serve()` returning `awaitable<result<T, E>>` (a managed work), or a start
+/// function returning an `awaitable<void>` run; then adjust the fields
+/// (`.restart = ...`) as needed.
 template <class Fn>
 [[nodiscard]] child_spec worker(std::string id, Fn fn,
                                 restart_type restart = restart_type::permanent) {
