@@ -93,7 +93,15 @@ struct start_error {
 ///   anyone's) cancels the work and ends the child cleanly. The device stays
 ///   with the supervisor, which listens on it: the start function may link
 ///   it, but must neither move it nor receive on it (the start fails, or the
-///   child faults, saying so). `T` must be default-constructible.
+///   child faults, saying so). The device outlives the work, so the work may
+///   keep the `device&` to link it later (on the child's executor). `T` must
+///   be default-constructible.
+///
+///   Cancellation: the supervisor cancels the work (terminal) for a linked
+///   fault, a shutdown request or a kill; the work sees operation_aborted
+///   from whatever it awaits. A work that ignores it while being stopped is
+///   cancelled again when its shutdown timeout passes and abandoned after a
+///   further grace period, as a run would be (`infinity()` waits for it).
 class start_result {
  public:
   start_result(boost::asio::awaitable<void> run)
