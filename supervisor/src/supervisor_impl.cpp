@@ -112,6 +112,9 @@ struct managed_listener {
 
 void listen(std::shared_ptr<child_run> run) {
   device& d = run->dev;
+  // A work that took its device (moved it, say into manage, or disconnected
+  // it) owns what happens to it, as a run would: nothing to listen to.
+  if (!d.valid()) return;
   asio::any_io_executor const& ex = run->ctx.executor;
   d.async_receive(asio::bind_executor(ex, managed_listener{std::move(run)}));
 }
@@ -129,24 +132,37 @@ void managed_listener::operator()(boost::system::error_code ec, message m) const
     return;
   }
   if (ec) return;  // the device disconnected: the work has ended
-  if (auto const* gone = as_disconnected(m)) {
-    if (!gone->fault) {
-      listen(run);
-      return;
-    }
-    run->end_fault = fault::cascade(gone->sender);
+  if (run->ends_on(m)) {
+    run->cancel.emit(asio::cancellation_type::terminal);
   } else {
-    run->end_fault.reset();  // a shutdown request: a clean end
+    listen(run);
   }
-  run->ended_by_message = true;
-  run->cancel.emit(asio::cancellation_type::terminal);
 }
 
 }  // namespace
 
+bool child_run::ends_on(message const& m) {
+  if (auto const* gone = as_disconnected(m)) {
+    if (!gone->fault) return false;  // a clean exit is forgotten, as with manage
+    end_fault = fault::cascade(gone->sender);
+  } else {
+    end_fault.reset();  // a shutdown request: a clean end
+  }
+  ended_by_message = true;
+  return true;
+}
+
 void child_run::work_ended(std::exception_ptr thrown, bool failed) {
   finished.store(true, std::memory_order_relaxed);
-  if (!dev.valid()) return;
+  if (!dev.valid()) return;  // the work took its device: its new owner decides
+  // A message that arrived as the work ended wins over the work's outcome,
+  // as in manage (which looks at the mailbox first): the listener may not
+  // have run yet.
+  while (!ended_by_message) {
+    auto m = dev.try_receive();
+    if (!m) break;
+    (void)ends_on(*m);
+  }
   if (ended_by_message) {
     if (end_fault) {
       dev.disconnect(*end_fault, end_cause);
@@ -255,12 +271,6 @@ bool supervisor_impl::start_incarnation(child_record& r, std::string& why) {
       why = res.error().reason.empty() ? "start_error" : res.error().reason;
     } else if (!res.managed()) {
       body.emplace(res.take_run());
-    } else if (!run->dev.valid()) {
-      why =
-          "the start function moved the child's device away (or disconnected it) but returned a "
-          "managed work "
-          "(awaitable<result<T, E>>): the supervisor needs the device to manage that work; "
-          "leave the device in place, or return an awaitable<void> run that owns it";
     } else {
       managed = res.take_managed();
     }

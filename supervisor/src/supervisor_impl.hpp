@@ -76,6 +76,9 @@ struct child_run final : detail::managed_end {
   std::optional<fault> end_fault;
   std::exception_ptr end_cause;  // with end_fault, when the supervisor knows why
 
+  /// Applies a message heard on the device: true if it ends the child (a
+  /// linked device's fault, a shutdown request), false if it is forgotten.
+  bool ends_on(message const& m);
   void work_ended(std::exception_ptr thrown, bool failed) override;
 };
 

@@ -55,19 +55,26 @@ struct chaos {
   child_spec worker_spec(std::string id) {
     if (managed_works) {
       return worker(id, [this, id](child_context& c) -> start_result {
-        return managed_life(c.supervisor, id, c.incarnation, c.executor);
+        // A device of the work's own that the child monitors: faulting it
+        // is the third way to crash, a cascade the supervisor's listener hears.
+        device dep;
+        c.device.link(dep, link_mode::monitor);
+        return managed_life(c.supervisor, id, c.incarnation, c.executor, std::move(dep));
       });
     }
     return worker(id,
                   [this, id](child_context& c) -> asio::awaitable<void> { return life(c, id); });
   }
 
-  /// The same chaos as a managed work the supervisor runs: it fails by value
-  /// or by throwing, or waits until the supervisor cancels it (a shutdown).
+  /// The same chaos as a managed work the supervisor runs: it fails by value,
+  /// by throwing or by a cascade (it faults a device the child monitors, and
+  /// the supervisor cancels it), or waits until the supervisor cancels it (a
+  /// shutdown).
   bool managed_works = false;
   asio::awaitable<boost::system::result<void, int>> managed_life(std::string sup, std::string id,
                                                                  std::uint64_t incarnation,
-                                                                 asio::any_io_executor ex) {
+                                                                 asio::any_io_executor ex,
+                                                                 device dep) {
     {
       std::lock_guard lock(mu);
       ++starts[{sup, id}];
@@ -78,8 +85,12 @@ struct chaos {
     for (int i = 0; i < hops; ++i) co_await asio::post(ex, asio::use_awaitable);
     if (crashes_left.fetch_sub(1) > 0) {
       crashes.fetch_add(1);
-      if (rng() % 2 == 0) throw std::runtime_error("chaos");
-      co_return boost::system::result<void, int>(13);
+      auto const how = rng() % 3;
+      if (how == 0) throw std::runtime_error("chaos");
+      if (how == 1) co_return boost::system::result<void, int>(13);
+      dep.disconnect(fault::error());
+      co_await forever();  // until the supervisor's listener cancels it
+      co_return boost::system::result<void, int>();
     }
     if (waiting.fetch_add(1) + 1 == total_workers && !settled_once.exchange(true))
       settled.set_value();

@@ -92,10 +92,14 @@ struct start_error {
 ///   `fault::cascade(that device)`; a shutdown request (the supervisor's, or
 ///   anyone's) cancels the work and ends the child cleanly. The device stays
 ///   with the supervisor, which listens on it: the start function may link
-///   it, but must neither move it nor receive on it (the start fails, or the
-///   child faults, saying so). The device outlives the work, so the work may
-///   keep the `device&` to link it later (on the child's executor). `T` must
-///   be default-constructible.
+///   it but must not receive on it (the child faults, saying so). The device
+///   outlives the work, so the work may keep the `device&` to link it later
+///   (on the child's executor). A work that takes the device before it first
+///   suspends (moves it, into `manage` say, or disconnects it), or a start
+///   function that does, is left to decide its fate, as a run is. Taking it
+///   later is a misuse: while the supervisor's receive is parked on it, the
+///   new owner's receives fail with `already_started`. `T` must be
+///   default-constructible.
 ///
 ///   Cancellation: the supervisor cancels the work (terminal) for a linked
 ///   fault, a shutdown request or a kill; the work sees operation_aborted
