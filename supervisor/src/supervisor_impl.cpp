@@ -122,7 +122,8 @@ void listen(std::shared_ptr<child_run> run) {
 void managed_listener::operator()(boost::system::error_code ec, message m) const {
   if (run->finished.load(std::memory_order_relaxed) || run->ended_by_message) return;
   if (ec == asio::error::already_started) {
-    // The start function left a receive of its own parked on the device.
+    // The start function (or the work's first step) left a receive of its own
+    // parked on the device.
     run->ended_by_message = true;
     run->end_fault = fault::error();
     run->end_cause = std::make_exception_ptr(std::logic_error(
