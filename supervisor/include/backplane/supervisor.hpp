@@ -3,7 +3,9 @@
 
 #include <backplane/supervisor/child_spec.hpp>
 #include <backplane/supervisor/clock.hpp>
+#include <backplane/supervisor/dynamic_supervisor.hpp>
 #include <backplane/supervisor/errors.hpp>
 #include <backplane/supervisor/events.hpp>
+#include <backplane/supervisor/pool_errors.hpp>
 #include <backplane/supervisor/supervisor.hpp>
 #include <backplane/supervisor/supervisor_spec.hpp>

@@ -1,0 +1,538 @@
+// Completions go through any_completion_handler (see supervisor_impl.cpp for
+// why GCC's -Wtsan is silenced here).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
+#pragma GCC diagnostic ignored "-Wtsan"
+#endif
+
+#include "dynamic_supervisor_impl.hpp"
+
+#include <backplane/describe.hpp>
+#include <backplane/format.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace asio = boost::asio;
+
+namespace backplane::detail {
+
+namespace {
+
+using std::chrono::nanoseconds;
+
+// The supervisor's report levels, logger and duration format (supervisor_impl.cpp),
+// so that both kinds of supervisor read alike in one log.
+std::shared_ptr<spdlog::logger> default_logger() {
+  if (auto l = spdlog::get("backplane")) return l;
+  try {
+    return spdlog::stderr_color_mt("backplane");
+  } catch (spdlog::spdlog_ex const&) {
+    return spdlog::get("backplane");
+  }
+}
+
+std::string duration_text(nanoseconds d) {
+  using namespace std::chrono;
+  if (d.count() % 1'000'000 == 0)
+    return fmt::format("{}ms", duration_cast<milliseconds>(d).count());
+  if (d.count() % 1'000 == 0) return fmt::format("{}us", duration_cast<microseconds>(d).count());
+  return fmt::format("{}ns", d.count());
+}
+
+spdlog::level::level_enum level_of(supervisor_event_kind kind, bool clean) {
+  switch (kind) {
+    case supervisor_event_kind::child_terminated:
+      return clean ? spdlog::level::debug : spdlog::level::err;
+    case supervisor_event_kind::restarted: return spdlog::level::info;
+    case supervisor_event_kind::shutdown_error: return spdlog::level::warn;
+    case supervisor_event_kind::intensity_exceeded: return spdlog::level::critical;
+    case supervisor_event_kind::start_error: return spdlog::level::err;
+  }
+  return spdlog::level::err;
+}
+
+/// A child's own strand beside the supervisor's, as the supervisor makes them.
+asio::any_io_executor child_executor(asio::any_io_executor const& ex) {
+  using io_ex = asio::io_context::executor_type;
+  using pool_ex = asio::thread_pool::executor_type;
+  if (auto const* s = ex.target<asio::strand<io_ex>>())
+    return asio::make_strand(s->get_inner_executor());
+  if (auto const* e = ex.target<io_ex>()) return asio::make_strand(*e);
+  if (auto const* s = ex.target<asio::strand<pool_ex>>())
+    return asio::make_strand(s->get_inner_executor());
+  if (auto const* e = ex.target<pool_ex>()) return asio::make_strand(*e);
+  return ex;
+}
+
+boost::system::error_code err(supervisor_errc e) { return make_error_code(e); }
+
+/// Posted to `ex`: never run inside the supervisor's own decision.
+template <class H, class... Args>
+void complete(H h, asio::any_io_executor const& ex, Args... args) {
+  asio::post(ex, [h = std::move(h), args...]() mutable { std::move(h)(std::move(args)...); });
+}
+
+}  // namespace
+
+dynamic_supervisor_impl::dynamic_supervisor_impl(asio::any_io_executor ex,
+                                                 dynamic_supervisor_spec spec, std::string path,
+                                                 supervisor_spec const* parent)
+    : ex_(std::move(ex)),
+      spec_(std::move(spec)),
+      window_(spec_.max_restarts, spec_.period),
+      rng_(static_cast<std::minstd_rand::result_type>(std::random_device{}())) {
+  if (parent) {
+    if (!spec_.clock) spec_.clock = parent->clock;
+    if (!spec_.logger) spec_.logger = parent->logger;
+    if (!spec_.observer) spec_.observer = parent->observer;
+    if (!spec_.format) spec_.format = parent->format;
+    if (!spec_.child_strands) spec_.child_strands = parent->child_strands;
+  }
+  clock_ = spec_.clock ? spec_.clock : steady_supervisor_clock();
+  logger_ = spec_.logger ? spec_.logger : default_logger();
+  json_ = spec_.format.value_or(report_format::text) == report_format::json;
+  child_strands_ = spec_.child_strands.value_or(true);
+  options_.clock = clock_;
+  options_.logger = logger_;
+  options_.format = json_ ? report_format::json : report_format::text;
+  options_.observer = spec_.observer;
+  options_.child_strands = child_strands_;
+  shared_ = std::make_shared<incarnation_shared const>(
+      incarnation_shared{std::move(path), spec_.child_name});
+  id_ = dev_.id();
+  line_ = dev_.line();
+}
+
+void dynamic_supervisor_impl::adopt_device(device d) {
+  dev_ = std::move(d);
+  id_ = dev_.id();
+  line_ = dev_.line();
+  nested_ = true;
+}
+
+// ------------------------------------------------------------------ run ----
+
+asio::awaitable<void> dynamic_supervisor_impl::run(std::shared_ptr<dynamic_supervisor_impl> self) {
+  (void)self;
+  while (!ended_) {
+    auto [ec, m] = co_await dev_.async_receive(
+        asio::bind_cancellation_slot(wake_.slot(), asio::as_tuple(asio::use_awaitable)));
+    if (ec) continue;  // woken: the loop's condition says whether we ended
+    on_message(m);
+  }
+}
+
+void dynamic_supervisor_impl::on_message(message const& m) {
+  if (auto const* gone = as_disconnected(m)) {
+    dynamic_child* c = by_device_.find(gone->sender);
+    if (!c || c->status != child_status::running) {
+      if (retired_.erase(gone->sender)) return;
+      // Not a child: a device that we monitor (our parent) went away. Its
+      // fault is ours; a clean exit is forgotten.
+      if (gone->fault && !stopping_) {
+        exit_.fault = fault::cascade(gone->sender);
+        begin_stop();
+      }
+      return;
+    }
+    on_exit(*c, *gone);
+    return;
+  }
+  if (as_shutdown(m)) begin_stop();
+}
+
+namespace {
+std::string exit_reason(child_incarnation const* run, disconnected const& gone) {
+  auto const& f = gone.fault;
+  if (!f) return "clean";
+  switch (f->what()) {
+    case fault::kind::drop: return "drop: the child's device was destroyed while connected";
+    case fault::kind::cascade: return "cascade from " + to_string(f->origin());
+    case fault::kind::error: break;
+  }
+  if (run && run->killed.load(std::memory_order_relaxed))
+    return "killed: cancelled by the supervisor";
+  if (gone.cause) return "error: " + describe(gone.cause);
+  return "error";
+}
+}  // namespace
+
+void dynamic_supervisor_impl::on_exit(dynamic_child& c, disconnected const& gone) {
+  bool const killed = c.run && c.run->killed.load(std::memory_order_relaxed);
+  std::string reason = spec_.observer || logger_->should_log(spdlog::level::critical)
+                           ? exit_reason(c.run.get(), gone)
+                           : std::string();
+  c.run.reset();
+  c.timer.reset();
+  c.status = child_status::stopped;
+  if (c.stopping || stopping_) {
+    if (c.stopping) {
+      // OTP reports a child that, asked to stop, ended with a fault of its own.
+      if (gone.fault && !killed) report(supervisor_event_kind::shutdown_error, c, reason, "none");
+    } else if (heard(supervisor_event_kind::child_terminated, !gone.fault)) {
+      report(supervisor_event_kind::child_terminated, c, reason, "none (supervisor stopping)");
+    }
+    remove(c);
+    maybe_finish();
+    return;
+  }
+  restart_type const rt = spec_.restart;
+  bool const should_restart =
+      rt == restart_type::permanent || (rt == restart_type::transient && gone.fault.has_value());
+  if (!should_restart) {
+    if (heard(supervisor_event_kind::child_terminated, !gone.fault)) {
+      report(supervisor_event_kind::child_terminated, c, reason,
+             rt == restart_type::temporary ? "none (temporary: child removed)"
+                                           : "none (transient, exited cleanly)");
+    }
+    remove(c);
+    return;
+  }
+  if (window_.add(clock_->now())) {
+    report(supervisor_event_kind::child_terminated, c, reason,
+           "give up: restart intensity exceeded");
+    device_id const dev = c.dev;
+    std::uint64_t const inc = c.incarnation;
+    remove(c);
+    give_up(dev, inc, reason);
+    return;
+  }
+  auto const delay = backoff_delay(c);
+  if (heard(supervisor_event_kind::child_terminated)) {
+    report(supervisor_event_kind::child_terminated, c, reason,
+           delay > nanoseconds::zero() ? "restart in " + duration_text(delay) : "restart");
+  }
+  c.status = child_status::restarting;
+  if (delay > nanoseconds::zero()) {
+    schedule_restart(c, delay);
+  } else {
+    restart(c);
+  }
+}
+
+// ------------------------------------------------------------- children ----
+
+bool dynamic_supervisor_impl::start_incarnation(dynamic_child& c, std::string& why) {
+  ++c.incarnation;
+  if (child_strands_ && !c.strand)
+    c.strand = std::make_unique<asio::any_io_executor>(child_executor(ex_));
+  auto run = std::make_shared<child_incarnation>(shared_, c.incarnation,
+                                                 child_strands_ ? *c.strand : ex_, &options_);
+  dev_.link(run->dev, link_mode::peer);
+  backplane::line l = run->dev.line();
+  std::optional<start_result> res;
+  try {
+    res.emplace(c.start(run->ctx));
+    if (!res->ok()) {
+      why = res->error().reason.empty() ? "start_error" : res->error().reason;
+      res.reset();
+    }
+  } catch (...) {
+    why = "exception: " + describe(std::current_exception());
+    res.reset();
+  }
+  if (!res) {
+    retire(l);  // its device drops with `run`, unheard
+    return false;
+  }
+  if (c.dev) by_device_.erase(c.dev);
+  c.dev = l.id();
+  c.ln = std::move(l);
+  c.status = child_status::running;
+  c.run = run;
+  if (spec_.backoff) c.quiet_since = clock_->now();
+  by_device_.insert(c.dev, &c);
+  child_incarnation::launch(run, *res);
+  return true;
+}
+
+void dynamic_supervisor_impl::restart(dynamic_child& c) {
+  std::string why;
+  if (start_incarnation(c, why)) {
+    if (heard(supervisor_event_kind::restarted))
+      report(supervisor_event_kind::restarted, c, "", "running");
+    return;
+  }
+  // A failed restart counts toward intensity like any restart (OTP).
+  if (window_.add(clock_->now())) {
+    report(supervisor_event_kind::start_error, device_id{}, c.incarnation, why,
+           "give up: restart intensity exceeded");
+    std::uint64_t const inc = c.incarnation;
+    remove(c);
+    give_up(device_id{}, inc, why);
+    return;
+  }
+  auto const delay = backoff_delay(c);
+  report(supervisor_event_kind::start_error, device_id{}, c.incarnation, why,
+         delay > nanoseconds::zero() ? "retry in " + duration_text(delay) : "retry");
+  schedule_restart(c, delay);
+}
+
+void dynamic_supervisor_impl::schedule_restart(dynamic_child& c, supervisor_clock::duration delay) {
+  c.status = child_status::restarting;
+  std::uint64_t const seq = ++c.restart_seq;
+  device_id const dev = c.dev;
+  std::weak_ptr<dynamic_supervisor_impl> weak = weak_from_this();
+  auto fire = [weak, dev, seq] {
+    auto self = weak.lock();
+    if (!self || self->stopping_) return;
+    // Found again by its last device: it may have been terminated meanwhile.
+    dynamic_child* r = self->by_device_.find(dev);
+    if (!r || r->restart_seq != seq || r->status != child_status::restarting) return;
+    r->timer.reset();
+    self->restart(*r);
+  };
+  if (delay > supervisor_clock::duration::zero()) {
+    c.timer = clock_->schedule(clock_->now() + delay, ex_, std::move(fire));
+  } else {
+    // Behind whatever waits already, so the supervisor keeps answering
+    // while a start keeps failing (OTP's try_again_restart).
+    asio::post(ex_, std::move(fire));
+  }
+}
+
+supervisor_clock::duration dynamic_supervisor_impl::backoff_delay(dynamic_child& c) {
+  if (!spec_.backoff) return supervisor_clock::duration::zero();
+  auto const& b = *spec_.backoff;
+  auto const now = clock_->now();
+  if (now - c.quiet_since >= b.reset_after) c.consecutive = 0;
+  double base = static_cast<double>(b.initial.count()) *
+                std::pow(b.multiplier, static_cast<double>(c.consecutive));
+  base = std::min(base, static_cast<double>(b.max.count()));
+  double factor = 1.0;
+  if (b.jitter > 0) {
+    std::uniform_real_distribution<double> dist(1.0 - b.jitter, 1.0 + b.jitter);
+    factor = dist(rng_);
+  }
+  double const ns = std::min(base * factor, 9.0e18);
+  auto const delay = nanoseconds(static_cast<std::int64_t>(ns));
+  if (c.consecutive < std::numeric_limits<std::uint32_t>::max()) ++c.consecutive;
+  c.quiet_since = now + delay;
+  return delay;
+}
+
+void dynamic_supervisor_impl::kill(dynamic_child& c) {
+  if (c.run) child_incarnation::kill(c.run);
+}
+
+void dynamic_supervisor_impl::stop_one(dynamic_child& c) {
+  if (c.status != child_status::running) {
+    // Waiting for a restart: nothing runs, so it is gone at once.
+    remove(c);
+    maybe_finish();
+    return;
+  }
+  if (c.stopping) {
+    if (killed_) kill(c);
+    return;
+  }
+  c.stopping = true;
+  shutdown_policy const pol = spec_.shutdown;
+  if (pol.is_brutal() || killed_) {
+    kill(c);
+    return;
+  }
+  (void)c.ln.request_shutdown(id_);
+  if (!pol.is_timeout()) return;
+  std::weak_ptr<dynamic_supervisor_impl> weak = weak_from_this();
+  device_id const dev = c.dev;
+  c.timer = clock_->schedule(clock_->now() + pol.time(), ex_, [weak, dev, t = pol.time()] {
+    auto self = weak.lock();
+    if (!self) return;
+    dynamic_child* r = self->by_device_.find(dev);
+    if (!r || r->dev != dev || r->status != child_status::running || !r->stopping) return;
+    self->report(supervisor_event_kind::shutdown_error, *r,
+                 fmt::format("did not stop within {} of the shutdown request", duration_text(t)),
+                 "cancel");
+    self->kill(*r);
+  });
+}
+
+void dynamic_supervisor_impl::begin_stop() {
+  if (stopping_) {
+    if (killed_) {
+      for (dynamic_child* c = first_; c; c = c->next) kill(*c);
+    }
+    return;
+  }
+  stopping_ = true;
+  for (dynamic_child* c = first_; c;) {
+    dynamic_child* next = c->next;
+    stop_one(*c);
+    c = next;
+  }
+  maybe_finish();
+}
+
+void dynamic_supervisor_impl::kill_all() {
+  if (ended_) return;
+  killed_ = true;
+  if (!exit_.fault) exit_.fault = fault::error();
+  begin_stop();
+}
+
+void dynamic_supervisor_impl::give_up(device_id dev, std::uint64_t incarnation,
+                                      std::string const& reason) {
+  report(supervisor_event_kind::intensity_exceeded, dev, incarnation, reason,
+         "stop all children and terminate with a fault");
+  exit_.intensity_exceeded = true;
+  exit_.fault = fault::error();
+  if (on_give_up) on_give_up();
+  begin_stop();
+}
+
+std::string dynamic_supervisor_impl::give_up_text() const {
+  return fmt::format("supervisor {} gave up: more than {} restarts in {}", path(),
+                     window_.max_restarts(), duration_text(window_.period()));
+}
+
+void dynamic_supervisor_impl::retire(backplane::line const& l) {
+  dev_.unlink_line(l, link_mode::peer);
+  if (!l.connected()) retired_.insert(l.id());
+}
+
+void dynamic_supervisor_impl::remove(dynamic_child& c) {
+  if (c.dev) by_device_.erase(c.dev);
+  (c.prev ? c.prev->next : first_) = c.next;
+  (c.next ? c.next->prev : last_) = c.prev;
+  --size_;
+  for (auto& h : c.stop_waiters) complete(std::move(h), ex_, boost::system::error_code{});
+  delete &c;
+}
+
+void dynamic_supervisor_impl::maybe_finish() {
+  if (stopping_ && size_ == 0 && !ended_) finish();
+}
+
+void dynamic_supervisor_impl::finish() {
+  ended_ = true;
+  if (!nested_ && dev_.valid()) {
+    if (exit_.intensity_exceeded) {
+      dev_.disconnect(*exit_.fault,
+                      std::make_exception_ptr(restart_intensity_exceeded(give_up_text())));
+    } else {
+      dev_.disconnect(exit_.fault);
+    }
+  }
+  wake_.emit(asio::cancellation_type::total);
+  auto waiters = std::move(exit_waiters_);
+  for (auto& h : waiters) complete(std::move(h), ex_, boost::system::error_code{}, exit_);
+  if (on_end) on_end();
+}
+
+// -------------------------------------------------------------- reports ----
+
+bool dynamic_supervisor_impl::heard(supervisor_event_kind kind, bool clean) const {
+  return spec_.observer || logger_->should_log(level_of(kind, clean));
+}
+
+void dynamic_supervisor_impl::report(supervisor_event_kind kind, dynamic_child const& c,
+                                     std::string reason, std::string action) {
+  report(kind, c.dev, c.incarnation, std::move(reason), std::move(action));
+}
+
+void dynamic_supervisor_impl::report(supervisor_event_kind kind, device_id dev,
+                                     std::uint64_t incarnation, std::string reason,
+                                     std::string action) {
+  auto const level =
+      level_of(kind, kind == supervisor_event_kind::child_terminated && reason == "clean");
+  bool const log = logger_->should_log(level);
+  if (!log && !spec_.observer) return;
+  supervisor_event e;
+  e.supervisor = path();
+  e.child = spec_.child_name;
+  e.device = dev;
+  e.incarnation = incarnation;
+  e.event = kind;
+  e.reason = std::move(reason);
+  e.restarts = window_.in_window(clock_->now());
+  e.max_restarts = window_.max_restarts();
+  e.period = window_.period();
+  e.action = std::move(action);
+  if (spec_.observer) spec_.observer(e);
+  if (log) logger_->log(level, "{}", json_ ? format_json(e) : format_text(e));
+}
+
+// ------------------------------------------------------------------ API ----
+
+void dynamic_supervisor_impl::api_start_child(start_function start, handler_t<device_id> h) {
+  if (stopping_ || ended_)
+    return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down), device_id{});
+  if (size_ >= spec_.max_children)
+    return complete(std::move(h), ex_, make_error_code(pool_errc::max_children), device_id{});
+  auto* c = new dynamic_child;
+  c->start = std::move(start);
+  c->prev = last_;
+  (last_ ? last_->next : first_) = c;
+  last_ = c;
+  ++size_;
+  std::string why;
+  if (!start_incarnation(*c, why)) {
+    report(supervisor_event_kind::start_error, device_id{}, c->incarnation, why,
+           "none (start_child: child discarded)");
+    remove(*c);
+    return complete(std::move(h), ex_, err(supervisor_errc::start_failed), device_id{});
+  }
+  // We run in the handler the API posted: the reply may run at once.
+  std::move(h)(boost::system::error_code{}, c->dev);
+}
+
+void dynamic_supervisor_impl::api_terminate_child(device_id dev, void_handler_t h) {
+  if (stopping_ || ended_)
+    return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down));
+  dynamic_child* c = by_device_.find(dev);
+  if (!c) return complete(std::move(h), ex_, err(supervisor_errc::not_found));
+  c->stop_waiters.push_back(std::move(h));
+  stop_one(*c);
+}
+
+void dynamic_supervisor_impl::api_which_children(handler_t<std::vector<dynamic_child_info>> h) {
+  if (ended_) {
+    return std::move(h)(err(supervisor_errc::supervisor_down), std::vector<dynamic_child_info>{});
+  }
+  std::vector<dynamic_child_info> out;
+  out.reserve(size_);
+  for (dynamic_child const* c = first_; c; c = c->next)
+    out.push_back(dynamic_child_info{c->dev, c->status, c->incarnation});
+  std::move(h)(boost::system::error_code{}, std::move(out));
+}
+
+void dynamic_supervisor_impl::api_count_children(handler_t<child_counts> h) {
+  if (ended_) return std::move(h)(err(supervisor_errc::supervisor_down), child_counts{});
+  child_counts n;
+  n.specs = size_;
+  for (dynamic_child const* c = first_; c; c = c->next)
+    if (c->status == child_status::running) ++n.active;
+  (spec_.kind == child_kind::supervisor ? n.supervisors : n.workers) = size_;
+  std::move(h)(boost::system::error_code{}, n);
+}
+
+void dynamic_supervisor_impl::api_stop(bool request, handler_t<supervisor_exit> h) {
+  if (ended_) return complete(std::move(h), ex_, boost::system::error_code{}, exit_);
+  exit_waiters_.push_back(std::move(h));
+  if (request) begin_stop();
+}
+
+dynamic_supervisor_impl::~dynamic_supervisor_impl() {
+  // Records left when the context was destroyed before the supervisor ended.
+  for (dynamic_child* c = first_; c;) {
+    dynamic_child* next = c->next;
+    delete c;
+    c = next;
+  }
+}
+
+}  // namespace backplane::detail
