@@ -131,4 +131,17 @@ void child_incarnation::work_ended(std::exception_ptr thrown, bool failed) {
   }
 }
 
+namespace {
+thread_local std::shared_ptr<child_incarnation> const* starting = nullptr;
+}  // namespace
+
+std::shared_ptr<child_incarnation> const* starting_incarnation() noexcept { return starting; }
+
+starting_scope::starting_scope(std::shared_ptr<child_incarnation> const& run) noexcept
+    : previous_(starting) {
+  starting = &run;
+}
+
+starting_scope::~starting_scope() { starting = previous_; }
+
 }  // namespace backplane::detail

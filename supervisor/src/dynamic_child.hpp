@@ -62,4 +62,22 @@ struct child_incarnation final : managed_end {
   void work_ended(std::exception_ptr thrown, bool failed) override;
 };
 
+/// The incarnation whose start function runs on this thread: set by the
+/// dynamic supervisor around the call, for the library's own start functions
+/// (a worker pool's workers) that drive its cancellation signal themselves.
+/// Null outside a start function.
+[[nodiscard]] std::shared_ptr<child_incarnation> const* starting_incarnation() noexcept;
+
+/// Marks `run` as the starting incarnation for its scope.
+class starting_scope {
+ public:
+  explicit starting_scope(std::shared_ptr<child_incarnation> const& run) noexcept;
+  ~starting_scope();
+  starting_scope(starting_scope const&) = delete;
+  starting_scope& operator=(starting_scope const&) = delete;
+
+ private:
+  std::shared_ptr<child_incarnation> const* previous_;
+};
+
 }  // namespace backplane::detail

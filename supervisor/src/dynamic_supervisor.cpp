@@ -96,20 +96,6 @@ void dynamic_supervisor_base::stop(impl_ptr const& impl, bool request,
   });
 }
 
-namespace {
-/// A nested dynamic supervisor's life as its parent sees it: the run, then
-/// the device back to the parent's incarnation, disconnected with the way it
-/// ended (a give-up as an exception, so the parent's report says why).
-asio::awaitable<void> nested_life(std::shared_ptr<detail::dynamic_supervisor_impl> impl,
-                                  device* home) {
-  co_await impl->run(impl);
-  *home = impl->take_device();
-  supervisor_exit const e = impl->exit();
-  if (e.intensity_exceeded) throw restart_intensity_exceeded(impl->give_up_text());
-  if (e.fault && home->valid()) home->disconnect(*e.fault);
-}
-}  // namespace
-
 start_result dynamic_supervisor_base::start_nested(dynamic_supervisor_spec const& spec,
                                                    child_context& ctx,
                                                    std::function<void(impl_ptr)> const& started) {
@@ -120,7 +106,7 @@ start_result dynamic_supervisor_base::start_nested(dynamic_supervisor_spec const
   // Runs on the nested supervisor's executor (the child's).
   if (ctx.on_kill) *ctx.on_kill = [impl] { impl->kill_all(); };
   if (started) started(impl);
-  return nested_life(std::move(impl), &ctx.device);
+  return detail::nested_dynamic_life(std::move(impl), &ctx.device);
 }
 
 }  // namespace backplane

@@ -126,7 +126,15 @@ void dynamic_supervisor_impl::adopt_device(device d) {
 // ------------------------------------------------------------------ run ----
 
 asio::awaitable<void> dynamic_supervisor_impl::run(std::shared_ptr<dynamic_supervisor_impl> self) {
-  (void)self;
+  // Destroyed with the frame, also when the context is destroyed first.
+  struct drop_hooks {
+    dynamic_supervisor_impl* impl;
+    ~drop_hooks() {
+      impl->on_give_up = nullptr;
+      impl->on_stop = nullptr;
+      impl->on_end = nullptr;
+    }
+  } const hooks{self.get()};
   while (!ended_) {
     auto [ec, m] = co_await dev_.async_receive(
         asio::bind_cancellation_slot(wake_.slot(), asio::as_tuple(asio::use_awaitable)));
@@ -235,6 +243,7 @@ bool dynamic_supervisor_impl::start_incarnation(dynamic_child& c, std::string& w
   backplane::line l = run->dev.line();
   std::optional<start_result> res;
   try {
+    starting_scope const scope(run);
     res.emplace(c.start(run->ctx));
     if (!res->ok()) {
       why = res->error().reason.empty() ? "start_error" : res->error().reason;
@@ -369,6 +378,7 @@ void dynamic_supervisor_impl::begin_stop() {
     return;
   }
   stopping_ = true;
+  if (on_stop) on_stop();
   for (dynamic_child* c = first_; c;) {
     dynamic_child* next = c->next;
     stop_one(*c);
@@ -430,7 +440,11 @@ void dynamic_supervisor_impl::finish() {
   wake_.emit(asio::cancellation_type::total);
   auto waiters = std::move(exit_waiters_);
   for (auto& h : waiters) complete(std::move(h), ex_, boost::system::error_code{}, exit_);
-  if (on_end) on_end();
+  auto end = std::move(on_end);
+  on_give_up = nullptr;
+  on_stop = nullptr;
+  on_end = nullptr;
+  if (end) end();
 }
 
 // -------------------------------------------------------------- reports ----
@@ -533,6 +547,15 @@ dynamic_supervisor_impl::~dynamic_supervisor_impl() {
     delete c;
     c = next;
   }
+}
+
+asio::awaitable<void> nested_dynamic_life(std::shared_ptr<dynamic_supervisor_impl> impl,
+                                          device* home) {
+  co_await impl->run(impl);
+  *home = impl->take_device();
+  supervisor_exit const e = impl->exit();
+  if (e.intensity_exceeded) throw restart_intensity_exceeded(impl->give_up_text());
+  if (e.fault && home->valid()) home->disconnect(*e.fault);
 }
 
 }  // namespace backplane::detail

@@ -77,11 +77,16 @@ class dynamic_supervisor_impl : public std::enable_shared_from_this<dynamic_supe
   [[nodiscard]] supervisor_exit const& exit() const noexcept { return exit_; }
   [[nodiscard]] std::string give_up_text() const;
   [[nodiscard]] bool ended() const noexcept { return ended_; }
+  [[nodiscard]] std::shared_ptr<supervisor_clock> const& clock() const noexcept { return clock_; }
 
   /// Called (on ex_) when the supervisor gives up, before it stops its
   /// children: a worker pool fails its jobs there. Set before run().
   std::function<void()> on_give_up;
+  /// Called (on ex_) when it starts stopping, however it was asked to.
+  std::function<void()> on_stop;
   /// Called (on ex_) once it has ended, after its device disconnected.
+  /// The hooks are dropped then (or when run()'s frame is destroyed with its
+  /// context), so that what they hold may hold the supervisor.
   std::function<void()> on_end;
 
   // --- API, always called on ex_ ---
@@ -147,5 +152,12 @@ class dynamic_supervisor_impl : public std::enable_shared_from_this<dynamic_supe
   std::vector<handler_t<supervisor_exit>> exit_waiters_;
   std::minstd_rand rng_;
 };
+
+/// A nested dynamic supervisor's life as its parent sees it: the run, then
+/// the device back to the parent's incarnation (`home`), disconnected with
+/// the way it ended (a give-up as an exception, so the parent's report says
+/// why).
+boost::asio::awaitable<void> nested_dynamic_life(std::shared_ptr<dynamic_supervisor_impl> impl,
+                                                 device* home);
 
 }  // namespace backplane::detail
