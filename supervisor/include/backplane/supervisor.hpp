@@ -9,3 +9,4 @@
 #include <backplane/supervisor/pool_errors.hpp>
 #include <backplane/supervisor/supervisor.hpp>
 #include <backplane/supervisor/supervisor_spec.hpp>
+#include <backplane/supervisor/worker_pool.hpp>

@@ -1,0 +1,86 @@
+// A pool worker: one incarnation's coroutine, which takes jobs, runs them and
+// answers them until it is told to exit, is killed, or dies of a job.
+
+#include "worker_pool_impl.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace asio = boost::asio;
+
+namespace backplane::detail {
+
+namespace {
+
+/// Whatever ends the worker's frame (a return, a crash, a context torn down),
+/// the pool hears of it, and the job it held is answered.
+struct gone_guard {
+  gone_guard(std::shared_ptr<worker_pool_impl> p, std::size_t s, std::shared_ptr<worker_life> l)
+      : pool(std::move(p)), slot(s), life(std::move(l)) {}
+  std::shared_ptr<worker_pool_impl> pool;
+  std::size_t slot;
+  std::shared_ptr<worker_life> life;
+  gone_guard(gone_guard const&) = delete;
+  gone_guard& operator=(gone_guard const&) = delete;
+  ~gone_guard() { pool->worker_gone(slot, *life); }
+};
+
+asio::awaitable<void> worker_loop(std::shared_ptr<worker_pool_impl> pool, std::size_t slot,
+                                  std::shared_ptr<worker_life> life) {
+  gone_guard const guard{pool, slot, life};
+  for (;;) {
+    auto const next = pool->take(slot, *life);
+    if (next.exit) co_return;
+    if (!next.job) {
+      // Idle: a submitter cancels the wait (on this executor) to wake us.
+      life->wait.expires_at(asio::steady_timer::time_point::max());
+      (void)co_await life->wait.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
+    }
+    life->running_seq = next.job->sequence;
+    std::exception_ptr thrown;
+    bool failed = false;
+    try {
+      failed = co_await next.job->attempt();
+    } catch (...) {
+      thrown = std::current_exception();
+    }
+    life->running_seq = 0;
+    if (life->emitted) {
+      // The job was cancelled: the worker goes on with a clean state.
+      life->emitted = false;
+      co_await asio::this_coro::reset_cancellation_state();
+    }
+    // Its report (the supervisor's) carries the job's identity: the crash is
+    // the job_crashed its submitter receives.
+    if (auto crash = pool->finish(slot, *life, thrown, failed)) std::rethrow_exception(crash);
+  }
+}
+
+}  // namespace
+
+start_result worker_pool_impl::start_worker_incarnation(std::size_t i, child_context& c) {
+  auto const* inc = starting_incarnation();
+  if (!inc) return start_error{"a pool worker started outside its dynamic supervisor"};
+  auto life = std::make_shared<worker_life>(*inc);
+  {
+    std::lock_guard lock(mutex_);
+    if (ended_) return start_error{"the pool has ended"};
+    slot& w = slots_[i];
+    w.life = life;
+    w.state = slot_state::alive;
+    w.idle = false;
+    ++alive_;
+    if (c.incarnation > 1) ++stats_.restarts;
+  }
+  // The supervisor kills a worker through the pool: an idle one is woken to
+  // exit, a busy one's job is cancelled (it is answered as cut off).
+  std::weak_ptr<worker_pool_impl> weak = weak_from_this();
+  *c.on_kill = [weak, i, life] {
+    if (auto self = weak.lock()) self->kill_worker(i, life);
+  };
+  return worker_loop(shared_from_this(), i, std::move(life));
+}
+
+}  // namespace backplane::detail
