@@ -173,7 +173,10 @@ void worker_pool_impl::submit(std::unique_ptr<pool_job> job, submit_mode mode) {
         cancellable_[job->sequence] = job.get();
         job->slot.template emplace<job_canceller>(weak_from_this(), ex_, job->sequence);
       }
-      if (!waiting_.empty() || in_queues_ >= spec_.queue_capacity) {
+      bool const full = !waiting_.empty() || in_queues_ >= spec_.queue_capacity;
+      // An unkeyed job promises no order, so a free worker takes it even when
+      // the queue is full (of other workers' keyed jobs).
+      if (full && (job->key || idle_.empty())) {
         waiting_.push_back(std::move(job));
       } else {
         place(std::move(job), out);
@@ -286,6 +289,18 @@ worker_pool_impl::next_job worker_pool_impl::take(std::size_t i, worker_life& li
         w.current = std::move(j);
         next.job = w.current.get();
         promote_waiting(out);
+      } else if (auto it = std::find_if(
+                     waiting_.begin(), waiting_.end(),
+                     [&](auto const& q) { return !q->key || q->key->hash() % spec_.workers == i; });
+                 it != waiting_.end()) {
+        // The queue is full of other workers' keyed jobs: this worker takes
+        // the first waiting job it may run (a keyed one behind all of its
+        // key's queued jobs, since waiting jobs enter the queue in order).
+        --stats_.queued;
+        ++stats_.running;
+        w.current = std::move(*it);
+        waiting_.erase(it);
+        next.job = w.current.get();
       } else if (!w.idle) {
         w.idle = true;
         ++w.idle_gen;

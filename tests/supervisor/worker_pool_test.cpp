@@ -258,6 +258,25 @@ TEST_F(WorkerPool, BackpressureMakesSubmittersWaitLosingAndReorderingNothing) {
   stop_pool(p);
 }
 
+TEST_F(WorkerPool, AFreeWorkerTakesUnkeyedJobsWhenTheQueueIsFullOfOthersKeyedJobs) {
+  auto p = start_pool(pspec(2, 2));
+  auto g = make_gate();
+  auto held = submit(p, job_key(0u), gated(g));  // worker 0 busy
+  auto k1 = submit(p, job_key(0u), value_job(1));
+  auto k2 = submit(p, job_key(0u), value_job(2));  // the queue is full
+  auto k3 = submit(p, job_key(0u), value_job(3));  // waits for room
+  idle();
+  auto free_job = submit(p, value_job(9));
+  idle();
+  EXPECT_EQ(free_job->calls, 1) << "worker 1 was free";
+  EXPECT_EQ(k3->calls, 0);
+  g->open();
+  idle();
+  EXPECT_EQ(*k1->r + *k2->r + *k3->r, 6);
+  expect_identity(p.stats());
+  stop_pool(p);
+}
+
 TEST_F(WorkerPool, KeyedJobsKeepTheirOrderThroughCrashes) {
   auto ps = pspec(3, 64);
   ps.max_restarts = 100;
@@ -571,6 +590,13 @@ TEST_F(WorkerPool, BadInputIsRejectedSayingWhatToDo) {
   expect_identity(p.stats());
 }
 
+job_t random_job(int kind) {
+  co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+  if (kind == 0) throw std::runtime_error("random crash");
+  if (kind == 1) co_return make_error_code(boost::system::errc::io_error);
+  co_return kind;
+}
+
 TEST(WorkerPoolThreads, AccountingHoldsUnderRandomCrashesOnFourThreads) {
   asio::io_context ctx(4);
   auto logger =
@@ -602,12 +628,9 @@ TEST(WorkerPoolThreads, AccountingHoldsUnderRandomCrashesOnFourThreads) {
           if (once->fetch_add(1) != 0) ++twice;
           ++answers;
         };
-        auto job = [kind]() -> job_t {
-          co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
-          if (kind == 0) throw std::runtime_error("random crash");
-          if (kind == 1) co_return make_error_code(boost::system::errc::io_error);
-          co_return kind;
-        };
+        // Not a coroutine lambda: its frame would refer to a closure that dies
+        // with this loop's iteration.
+        auto job = [kind] { return random_job(kind); };
         if (i % 3 == 0) {
           p.async_submit(job_key(static_cast<std::uint64_t>(i % 5)), job(), done);
         } else if (i % 7 == 0) {
