@@ -76,9 +76,13 @@ start_result worker_pool_impl::start_worker_incarnation(std::size_t i, child_con
   }
   // The supervisor kills a worker through the pool: an idle one is woken to
   // exit, a busy one's job is cancelled (it is answered as cut off).
+  // Weak both: the incarnation holds on_kill, and the life holds the incarnation.
   std::weak_ptr<worker_pool_impl> weak = weak_from_this();
-  *c.on_kill = [weak, i, life] {
-    if (auto self = weak.lock()) self->kill_worker(i, life);
+  std::weak_ptr<worker_life> weak_life = life;
+  *c.on_kill = [weak, i, weak_life] {
+    auto self = weak.lock();
+    auto l = weak_life.lock();
+    if (self && l) self->kill_worker(i, l);
   };
   return worker_loop(shared_from_this(), i, std::move(life));
 }
