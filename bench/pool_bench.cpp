@@ -234,7 +234,7 @@ double pool_batch(int threads, int workers, bool live, std::int64_t n) {
   asio::any_io_executor pex = threads > 1 ? asio::any_io_executor(asio::make_strand(ctx))
                                           : asio::any_io_executor(ctx.get_executor());
   auto pool = backplane::worker_pool::start(pex, spec);
-  pool_driver d{pool, ctx.get_executor(), n, {n - in_flight}};
+  pool_driver d{pool, ctx.get_executor(), n, {n - in_flight}, {0}, {0}, {}};
   d.on_done = [&] {
     pool.async_stop(0s, [&](boost::system::error_code, backplane::pool_stats s) {
       expect(s.completed == static_cast<std::uint64_t>(n), "every job completed");

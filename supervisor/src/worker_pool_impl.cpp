@@ -351,7 +351,7 @@ std::exception_ptr worker_pool_impl::finish(std::size_t i, worker_life& life,
         ++stats_.crashed;
       }
     }
-    if (answered) cancellable_.erase(j->sequence);
+    if (answered && j->slot.is_connected()) cancellable_.erase(j->sequence);
     check_drained(out);
   }
   run(out);
