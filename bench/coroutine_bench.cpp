@@ -42,6 +42,13 @@
 //
 // Target (issue 2): spawn_exit and monitor_down within 1.3x of
 // floor_co_spawn + floor_post_deferred from the same run.
+//
+// `/reactor` rows (issue 10): the same case on a context that also holds a pending timer and
+// an open loopback socket (bench/live_reactor.hpp), as a service's context does: every pass
+// through a short handler queue then runs the reactor too. Counter `hops_per_op`: handlers
+// the io_context ran (io_context::run()'s own count) per op, for every driven case.
+
+#include "live_reactor.hpp"
 
 #include <backplane/backplane.hpp>
 
@@ -59,10 +66,12 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -84,17 +93,24 @@ void expect_clean_exit(message const& m) {
   expect(gone != nullptr && !gone->fault);
 }
 
-/// Runs `driver(state)` to completion on a fresh single-threaded io_context.
+/// Runs `driver(state)` to completion on a fresh single-threaded io_context, with a live
+/// reactor on it if `reactor`; publishes the handlers run per op as `hops_per_op`.
 template <class Driver>
-void run_driver(benchmark::State& state, Driver driver) {
+void run_driver(benchmark::State& state, Driver driver, bool reactor = false) {
   asio::io_context ctx(1);
+  std::optional<bench::live_reactor> live;
+  if (reactor) live.emplace(ctx);
   bool finished = false;
   asio::co_spawn(ctx, driver(state), [&](std::exception_ptr e) {
     if (e) std::rethrow_exception(e);
     finished = true;
+    if (live) live->stop_waiting();
   });
-  ctx.run();
+  std::size_t const handlers = ctx.run();
   expect(finished);
+  state.counters["hops_per_op"] =
+      static_cast<double>(handlers) /
+      static_cast<double>(std::max<benchmark::IterationCount>(state.iterations(), 1));
 }
 
 awaitable<void> returns_at_once(device&) { co_return; }
@@ -165,10 +181,14 @@ awaitable<void> monitor_down_manage_driver(benchmark::State& state) {
 }
 
 void spawn_exit(benchmark::State& state) { run_driver(state, spawn_exit_driver<asio::deferred_t>); }
+void spawn_exit_reactor(benchmark::State& state) {
+  run_driver(state, spawn_exit_driver<asio::deferred_t>, true);
+}
 void spawn_exit_use_awaitable(benchmark::State& state) {
   run_driver(state, spawn_exit_driver<asio::use_awaitable_t<>>);
 }
 void monitor_down(benchmark::State& state) { run_driver(state, monitor_down_driver); }
+void monitor_down_reactor(benchmark::State& state) { run_driver(state, monitor_down_driver, true); }
 void monitor_down_manage(benchmark::State& state) {
   run_driver(state, monitor_down_manage_driver<false>);
 }
@@ -234,8 +254,14 @@ awaitable<void> floor_post_driver(benchmark::State& state) {
 }
 
 void floor_co_spawn(benchmark::State& state) { run_driver(state, floor_co_spawn_driver); }
+void floor_co_spawn_reactor(benchmark::State& state) {
+  run_driver(state, floor_co_spawn_driver, true);
+}
 void floor_post_deferred(benchmark::State& state) {
   run_driver(state, floor_post_driver<asio::deferred_t>);
+}
+void floor_post_deferred_reactor(benchmark::State& state) {
+  run_driver(state, floor_post_driver<asio::deferred_t>, true);
 }
 void floor_post_use_awaitable(benchmark::State& state) {
   run_driver(state, floor_post_driver<asio::use_awaitable_t<>>);
@@ -275,12 +301,16 @@ void floor_throw_catch(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(spawn_exit);
+BENCHMARK(spawn_exit_reactor)->Name("spawn_exit/reactor");
 BENCHMARK(spawn_exit_use_awaitable);
 BENCHMARK(monitor_down);
+BENCHMARK(monitor_down_reactor)->Name("monitor_down/reactor");
 BENCHMARK(monitor_down_manage);
 BENCHMARK(monitor_down_manage_throwing);
 BENCHMARK(floor_co_spawn);
+BENCHMARK(floor_co_spawn_reactor)->Name("floor_co_spawn/reactor");
 BENCHMARK(floor_post_deferred);
+BENCHMARK(floor_post_deferred_reactor)->Name("floor_post_deferred/reactor");
 BENCHMARK(floor_post_use_awaitable);
 BENCHMARK(floor_post);
 BENCHMARK(floor_make_shared);

@@ -90,6 +90,12 @@
 //   logged_restarts_errors_only  the same with the logger at level warn: only the crash
 //                           reports (child_terminated, level error), one line per restart.
 //
+// `/reactor` rows (issue 10): the same case with a live reactor on its io_context (a pending
+// timer and an open loopback socket, bench/live_reactor.hpp), as a service's context has; every
+// pass through a short handler queue then runs the reactor as well.
+// Counter hops_per_op (hops_per_child for the 10k cases): handlers the io_context ran
+// (poll()'s own count) per op during the timed part: the executor queue passes an op takes.
+//
 // allocs_* counters count operator new calls (one thread_local increment each). Asio's
 // recycling allocator (coroutine frames, handlers) calls aligned_alloc directly when its
 // 2-entry per-thread cache misses; those are not counted (callgrind shows them as memalign).
@@ -98,6 +104,8 @@
 // instructions per op = total / n with --toggle-collect='*one_child_rig::cycle*').
 // SUPBENCH_SUSTAINED=a,b,c sets the sustained cases' cycle counts (default
 // 1000,10000,100000,1000000).
+
+#include "live_reactor.hpp"
 
 #include <backplane/backplane.hpp>
 #include <backplane/supervisor.hpp>
@@ -140,6 +148,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 // --- allocation counter: every operator new on this thread ---
@@ -181,11 +190,20 @@ void expect(bool ok, char const* what) {
   }
 }
 
+/// Handlers run by every run_until_idle so far: the hop count of whatever ran in between.
+std::uint64_t handlers_run = 0;
+
 std::size_t run_until_idle(asio::io_context& ctx) {
   std::size_t total = 0;
   while (std::size_t n = ctx.poll()) total += n;
   if (ctx.stopped()) ctx.restart();
+  handlers_run += total;
   return total;
+}
+
+/// A live reactor on `ctx` for the whole case when `on` (the `/reactor` rows).
+std::unique_ptr<bench::live_reactor> reactor_if(bool on, asio::io_context& ctx) {
+  return on ? std::make_unique<bench::live_reactor>(ctx) : nullptr;
 }
 
 std::size_t heap_in_use() {
@@ -354,6 +372,7 @@ struct cycle_options {
   bool strands = false;
   std::shared_ptr<spdlog::logger> logger{};  // default: muted
   std::uint32_t max_restarts = 1'000'000;
+  bool reactor = false;  // a live reactor on the context (the `/reactor` rows)
 };
 
 /// One supervisor with one crashing child, and the means to crash it.
@@ -399,9 +418,10 @@ constexpr std::int64_t block = 100;  // cycles per fresh supervisor, as OTP's ?B
 
 void restart_cycle(benchmark::State& state, cycle_options o, std::int64_t per_supervisor) {
   asio::io_context ctx(1);
+  auto const live = reactor_if(o.reactor, ctx);
   std::unique_ptr<one_child_rig> rig;
   std::int64_t i = 0;
-  std::uint64_t allocs = 0;
+  std::uint64_t allocs = 0, hops = 0;
   for (auto _ : state) {
     if (i++ % per_supervisor == 0) {
       state.PauseTiming();
@@ -409,17 +429,22 @@ void restart_cycle(benchmark::State& state, cycle_options o, std::int64_t per_su
       rig = std::make_unique<one_child_rig>(ctx, o);
       state.ResumeTiming();
     }
-    std::uint64_t const a0 = allocations;
+    std::uint64_t const a0 = allocations, h0 = handlers_run;
     rig->cycle();
     allocs += allocations - a0;
+    hops += handlers_run - h0;
   }
   rig.reset();  // the timer has stopped with the loop
   run_until_idle(ctx);
-  state.counters["allocs_per_op"] =
-      static_cast<double>(allocs) / static_cast<double>(state.iterations());
+  auto const n = static_cast<double>(state.iterations());
+  state.counters["allocs_per_op"] = static_cast<double>(allocs) / n;
+  state.counters["hops_per_op"] = static_cast<double>(hops) / n;
 }
 
 void restart_cycle_error(benchmark::State& s) { restart_cycle(s, {}, block); }
+void restart_cycle_error_reactor(benchmark::State& s) {
+  restart_cycle(s, {.reactor = true}, block);
+}
 void restart_cycle_error_run_manage(benchmark::State& s) {
   restart_cycle(s, {.how = failure::run_manage_error}, block);
 }
@@ -435,6 +460,9 @@ void restart_cycle_error_formatted(benchmark::State& s) {
 void restart_cycle_throw(benchmark::State& s) {
   restart_cycle(s, {.how = failure::work_throw}, block);
 }
+void restart_cycle_throw_reactor(benchmark::State& s) {
+  restart_cycle(s, {.how = failure::work_throw, .reactor = true}, block);
+}
 void restart_cycle_throw_run_manage(benchmark::State& s) {
   restart_cycle(s, {.how = failure::run_manage_throw}, block);
 }
@@ -443,6 +471,9 @@ void restart_cycle_throw_run(benchmark::State& s) {
 }
 void restart_cycle_error_sustained(benchmark::State& s) {
   restart_cycle(s, {}, std::numeric_limits<std::int64_t>::max());
+}
+void restart_cycle_error_sustained_reactor(benchmark::State& s) {
+  restart_cycle(s, {.reactor = true}, std::numeric_limits<std::int64_t>::max());
 }
 void restart_cycle_throw_sustained(benchmark::State& s) {
   restart_cycle(s, {.how = failure::work_throw}, std::numeric_limits<std::int64_t>::max());
@@ -636,11 +667,12 @@ class group_rig {
 };
 
 void group_cycle(benchmark::State& state, restart_strategy strategy, std::uint64_t restarted,
-                 failure how = failure::work_error) {
+                 failure how = failure::work_error, bool reactor = false) {
   asio::io_context ctx(1);
+  auto const live = reactor_if(reactor, ctx);
   std::unique_ptr<group_rig> rig;
   std::int64_t i = 0;
-  std::uint64_t allocs = 0;
+  std::uint64_t allocs = 0, hops = 0;
   for (auto _ : state) {
     if (i++ % block == 0) {
       state.PauseTiming();
@@ -648,14 +680,16 @@ void group_cycle(benchmark::State& state, restart_strategy strategy, std::uint64
       rig = std::make_unique<group_rig>(ctx, strategy, how);
       state.ResumeTiming();
     }
-    std::uint64_t const a0 = allocations;
+    std::uint64_t const a0 = allocations, h0 = handlers_run;
     rig->cycle(restarted);
     allocs += allocations - a0;
+    hops += handlers_run - h0;
   }
   rig.reset();  // the timer has stopped with the loop
   run_until_idle(ctx);
-  state.counters["allocs_per_op"] =
-      static_cast<double>(allocs) / static_cast<double>(state.iterations());
+  auto const n = static_cast<double>(state.iterations());
+  state.counters["allocs_per_op"] = static_cast<double>(allocs) / n;
+  state.counters["hops_per_op"] = static_cast<double>(hops) / n;
   state.counters["restarted_per_op"] = static_cast<double>(restarted);
 }
 
@@ -667,6 +701,13 @@ void one_for_all_100_run_manage(benchmark::State& s) {
 }
 void rest_for_one_100(benchmark::State& s) {
   group_cycle(s, restart_strategy::rest_for_one, group_size - group_victim);
+}
+void one_for_all_100_reactor(benchmark::State& s) {
+  group_cycle(s, restart_strategy::one_for_all, group_size, failure::work_error, true);
+}
+void rest_for_one_100_reactor(benchmark::State& s) {
+  group_cycle(s, restart_strategy::rest_for_one, group_size - group_victim, failure::work_error,
+              true);
 }
 
 // --- 10k children: start and shutdown ---
@@ -715,10 +756,13 @@ struct many_round {
   double stop_s = 0;
   double bytes = 0;
   double allocs = 0;
+  double start_hops = 0;
+  double stop_hops = 0;
 };
 
-many_round start_and_stop_many(many_kind kind) {
+many_round start_and_stop_many(many_kind kind, bool reactor) {
   asio::io_context ctx(1);
+  auto const live = reactor_if(reactor, ctx);
   std::vector<trigger> triggers(kind == many_kind::parked ? 0 : many);
   for (auto& t : triggers) t.fallback = ctx.get_executor();
   supervisor sup = empty_supervisor(ctx);
@@ -726,14 +770,17 @@ many_round start_and_stop_many(many_kind kind) {
   int started = 0;
   std::size_t const heap0 = heap_in_use();
   std::uint64_t const a0 = allocations;
+  std::uint64_t h0 = handlers_run;
   auto t0 = clock_type::now();
   asio::co_spawn(ctx, start_children(sup, kind, &triggers, &started), asio::detached);
   drive_start(ctx);
   r.start_s = seconds_since(t0);
+  r.start_hops = static_cast<double>(handlers_run - h0) / many;
   r.allocs = static_cast<double>(allocations - a0) / many;
   r.bytes = static_cast<double>(heap_in_use() - heap0) / many;
   expect(started == many, "10k started");
   bool stopped = false;
+  h0 = handlers_run;
   t0 = clock_type::now();
   sup.async_stop([&](error_code ec, backplane::supervisor_exit e) {
     expect(!ec && !e.fault, "clean stop");
@@ -741,22 +788,25 @@ many_round start_and_stop_many(many_kind kind) {
   });
   drive_shutdown(ctx);
   r.stop_s = seconds_since(t0);
+  r.stop_hops = static_cast<double>(handlers_run - h0) / many;
   expect(stopped, "10k stopped");
   return r;
 }
 
-void many_case(benchmark::State& state, many_kind kind, bool shutdown) {
-  double total = 0, bytes = 0, allocs = 0;
+void many_case(benchmark::State& state, many_kind kind, bool shutdown, bool reactor = false) {
+  double total = 0, bytes = 0, allocs = 0, hops = 0;
   for (auto _ : state) {
-    many_round r = start_and_stop_many(kind);
+    many_round r = start_and_stop_many(kind, reactor);
     double const t = shutdown ? r.stop_s : r.start_s;
     state.SetIterationTime(t);
     total += t;
     bytes += r.bytes;
     allocs += r.allocs;
+    hops += shutdown ? r.stop_hops : r.start_hops;
   }
   auto const n = static_cast<double>(state.iterations());
   state.counters["ns_per_child"] = total / n / many * 1e9;
+  state.counters["hops_per_child"] = hops / n;
   if (!shutdown) {
     state.counters["bytes_per_child"] = bytes / n;
     state.counters["allocs_per_child"] = allocs / n;
@@ -767,6 +817,10 @@ void start_10k(benchmark::State& s) { many_case(s, many_kind::parked, false); }
 void shutdown_10k(benchmark::State& s) { many_case(s, many_kind::parked, true); }
 void start_10k_work(benchmark::State& s) { many_case(s, many_kind::work, false); }
 void shutdown_10k_work(benchmark::State& s) { many_case(s, many_kind::work, true); }
+void start_10k_reactor(benchmark::State& s) { many_case(s, many_kind::parked, false, true); }
+void shutdown_10k_reactor(benchmark::State& s) { many_case(s, many_kind::parked, true, true); }
+void start_10k_work_reactor(benchmark::State& s) { many_case(s, many_kind::work, false, true); }
+void shutdown_10k_work_reactor(benchmark::State& s) { many_case(s, many_kind::work, true, true); }
 void start_10k_run_manage(benchmark::State& s) { many_case(s, many_kind::run_manage, false); }
 void shutdown_10k_run_manage(benchmark::State& s) { many_case(s, many_kind::run_manage, true); }
 
@@ -799,11 +853,17 @@ void shutdown_10k_run_manage(benchmark::State& s) { many_case(s, many_kind::run_
   }
 }
 
-void intensity_exceeded(benchmark::State& state) {
+void intensity_case(benchmark::State& state, bool reactor) {
   asio::io_context ctx(1);
+  auto const live = reactor_if(reactor, ctx);
   std::uint64_t starts = 0;
+  std::uint64_t const h0 = handlers_run;
   for (auto _ : state) intensity_round(ctx, starts);
+  state.counters["hops_per_op"] =
+      static_cast<double>(handlers_run - h0) / static_cast<double>(state.iterations());
 }
+void intensity_exceeded(benchmark::State& s) { intensity_case(s, false); }
+void intensity_exceeded_reactor(benchmark::State& s) { intensity_case(s, true); }
 
 // --- logged restarts ---
 
@@ -825,10 +885,11 @@ line_counts count_lines(std::string const& path) {
   return c;
 }
 
-void logged(benchmark::State& state, spdlog::level::level_enum level) {
+void logged(benchmark::State& state, spdlog::level::level_enum level, bool reactor = false) {
   std::string const path = "/tmp/supbench-logged-restarts.log";
   auto const expected_restarted = level <= spdlog::level::info ? logged_cycles : 0;
   double total = 0;
+  std::uint64_t hops = 0;
   line_counts last;
   for (auto _ : state) {
     std::remove(path.c_str());
@@ -841,7 +902,9 @@ void logged(benchmark::State& state, spdlog::level::level_enum level) {
     {
       cycle_options const o{.logger = logger, .max_restarts = 1000};
       asio::io_context ctx(1);
+      auto const live = reactor_if(reactor, ctx);
       std::unique_ptr<one_child_rig> rig;
+      std::uint64_t const h0 = handlers_run;
       for (std::int64_t i = 0; i < logged_cycles; ++i) {
         if (i % block == 0) {
           rig.reset();
@@ -851,6 +914,7 @@ void logged(benchmark::State& state, spdlog::level::level_enum level) {
       }
       rig.reset();
       run_until_idle(ctx);
+      hops += handlers_run - h0;
     }
     logger->flush();  // queued behind every report: the sink writes them all, then flushes
     logger.reset();
@@ -870,10 +934,14 @@ void logged(benchmark::State& state, spdlog::level::level_enum level) {
   state.counters["restarted_reports"] = static_cast<double>(last.restarted);
   state.counters["lines"] = static_cast<double>(last.lines);
   state.counters["restarts"] = static_cast<double>(logged_cycles);
+  // Every supervisor's start and stop included (one per 100 restarts).
+  state.counters["hops_per_op"] =
+      static_cast<double>(hops) / static_cast<double>(logged_cycles) / n;
 }
 
 void logged_restarts(benchmark::State& s) { logged(s, spdlog::level::info); }
 void logged_restarts_errors_only(benchmark::State& s) { logged(s, spdlog::level::warn); }
+void logged_restarts_reactor(benchmark::State& s) { logged(s, spdlog::level::info, true); }
 
 std::vector<std::int64_t> sustained_counts() {
   std::vector<std::int64_t> out;
@@ -912,11 +980,13 @@ int main(int argc, char** argv) {
     return b;
   };
   reg("restart_cycle_error", restart_cycle_error);
+  reg("restart_cycle_error/reactor", restart_cycle_error_reactor);
   reg("restart_cycle_error_run_manage", restart_cycle_error_run_manage);
   reg("restart_cycle_error_plain", restart_cycle_error_plain);
   reg("restart_cycle_error_strands", restart_cycle_error_strands);
   reg("restart_cycle_error_formatted", restart_cycle_error_formatted);
   reg("restart_cycle_throw", restart_cycle_throw);
+  reg("restart_cycle_throw/reactor", restart_cycle_throw_reactor);
   reg("restart_cycle_throw_run_manage", restart_cycle_throw_run_manage);
   reg("restart_cycle_throw_run", restart_cycle_throw_run);
   reg("floor_throw_catch", floor_throw_catch);
@@ -928,6 +998,10 @@ int main(int argc, char** argv) {
     stats(benchmark::RegisterBenchmark(fmt::format("restart_cycle_error_sustained/{}", n).c_str(),
                                        restart_cycle_error_sustained))
         ->Iterations(n);
+    stats(benchmark::RegisterBenchmark(
+              fmt::format("restart_cycle_error_sustained/{}/reactor", n).c_str(),
+              restart_cycle_error_sustained_reactor))
+        ->Iterations(n);
     stats(benchmark::RegisterBenchmark(fmt::format("restart_cycle_throw_sustained/{}", n).c_str(),
                                        restart_cycle_throw_sustained))
         ->Iterations(n);
@@ -935,6 +1009,8 @@ int main(int argc, char** argv) {
   reg("one_for_all_100", one_for_all_100);
   reg("one_for_all_100_run_manage", one_for_all_100_run_manage);
   reg("rest_for_one_100", rest_for_one_100);
+  reg("one_for_all_100/reactor", one_for_all_100_reactor);
+  reg("rest_for_one_100/reactor", rest_for_one_100_reactor);
   stats(benchmark::RegisterBenchmark("start_10k", start_10k))->UseManualTime()->Iterations(5);
   stats(benchmark::RegisterBenchmark("shutdown_10k", shutdown_10k))->UseManualTime()->Iterations(5);
   stats(benchmark::RegisterBenchmark("start_10k_work", start_10k_work))
@@ -943,6 +1019,13 @@ int main(int argc, char** argv) {
   stats(benchmark::RegisterBenchmark("shutdown_10k_work", shutdown_10k_work))
       ->UseManualTime()
       ->Iterations(5);
+  using many_fn = std::pair<char const*, void (*)(benchmark::State&)>;
+  for (auto [name, fn] : {many_fn{"start_10k/reactor", start_10k_reactor},
+                          many_fn{"shutdown_10k/reactor", shutdown_10k_reactor},
+                          many_fn{"start_10k_work/reactor", start_10k_work_reactor},
+                          many_fn{"shutdown_10k_work/reactor", shutdown_10k_work_reactor}}) {
+    stats(benchmark::RegisterBenchmark(name, fn))->UseManualTime()->Iterations(5);
+  }
   stats(benchmark::RegisterBenchmark("start_10k_run_manage", start_10k_run_manage))
       ->UseManualTime()
       ->Iterations(5);
@@ -953,7 +1036,12 @@ int main(int argc, char** argv) {
       ->UseManualTime()
       ->Iterations(5);
   reg("intensity_exceeded", intensity_exceeded);
+  reg("intensity_exceeded/reactor", intensity_exceeded_reactor);
   stats(benchmark::RegisterBenchmark("logged_restarts", logged_restarts))
+      ->UseManualTime()
+      ->Iterations(1)
+      ->Unit(benchmark::kMillisecond);
+  stats(benchmark::RegisterBenchmark("logged_restarts/reactor", logged_restarts_reactor))
       ->UseManualTime()
       ->Iterations(1)
       ->Unit(benchmark::kMillisecond);
