@@ -48,6 +48,7 @@
 // through a short handler queue then runs the reactor too. Counter `hops_per_op`: handlers
 // the io_context ran (io_context::run()'s own count) per op, for every driven case.
 
+#include "fixed_iterations.hpp"
 #include "live_reactor.hpp"
 
 #include <backplane/backplane.hpp>
@@ -300,21 +301,23 @@ void floor_throw_catch(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(spawn_exit);
-BENCHMARK(spawn_exit_reactor)->Name("spawn_exit/reactor");
-BENCHMARK(spawn_exit_use_awaitable);
-BENCHMARK(monitor_down);
-BENCHMARK(monitor_down_reactor)->Name("monitor_down/reactor");
-BENCHMARK(monitor_down_manage);
-BENCHMARK(monitor_down_manage_throwing);
-BENCHMARK(floor_co_spawn);
-BENCHMARK(floor_co_spawn_reactor)->Name("floor_co_spawn/reactor");
-BENCHMARK(floor_post_deferred);
-BENCHMARK(floor_post_deferred_reactor)->Name("floor_post_deferred/reactor");
-BENCHMARK(floor_post_use_awaitable);
-BENCHMARK(floor_post);
-BENCHMARK(floor_make_shared);
-BENCHMARK(floor_throw_catch);
+BENCHMARK(spawn_exit)->Apply(bench::fixed_iterations);
+BENCHMARK(spawn_exit_reactor)->Name("spawn_exit/reactor")->Apply(bench::fixed_iterations);
+BENCHMARK(spawn_exit_use_awaitable)->Apply(bench::fixed_iterations);
+BENCHMARK(monitor_down)->Apply(bench::fixed_iterations);
+BENCHMARK(monitor_down_reactor)->Name("monitor_down/reactor")->Apply(bench::fixed_iterations);
+BENCHMARK(monitor_down_manage)->Apply(bench::fixed_iterations);
+BENCHMARK(monitor_down_manage_throwing)->Apply(bench::fixed_iterations);
+BENCHMARK(floor_co_spawn)->Apply(bench::fixed_iterations);
+BENCHMARK(floor_co_spawn_reactor)->Name("floor_co_spawn/reactor")->Apply(bench::fixed_iterations);
+BENCHMARK(floor_post_deferred)->Apply(bench::fixed_iterations);
+BENCHMARK(floor_post_deferred_reactor)
+    ->Name("floor_post_deferred/reactor")
+    ->Apply(bench::fixed_iterations);
+BENCHMARK(floor_post_use_awaitable)->Apply(bench::fixed_iterations);
+BENCHMARK(floor_post)->Apply(bench::fixed_iterations);
+BENCHMARK(floor_make_shared)->Apply(bench::fixed_iterations);
+BENCHMARK(floor_throw_catch)->Apply(bench::fixed_iterations);
 BENCHMARK(bytes_per_device)->Iterations(1);
 BENCHMARK(bytes_per_waiting_coroutine)->Iterations(1);
 

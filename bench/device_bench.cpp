@@ -27,6 +27,7 @@
 //        --benchmark_report_aggregates_only=true --benchmark_min_time=0.2
 
 #include <backplane/backplane.hpp>
+#include "fixed_iterations.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -127,16 +128,32 @@ void peer_error_notify(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(create_destroy);
-BENCHMARK(monitor_drop<how::device>)->Name("device_monitor_drop");
-BENCHMARK(monitor_drop_notify<how::device>)->Name("device_monitor_drop_notify");
-BENCHMARK(monitor_error_notify<how::device>)->Name("device_monitor_error_notify");
-BENCHMARK(peer_drop_notify<how::device>)->Name("device_peer_drop_notify");
-BENCHMARK(peer_error_notify<how::device>)->Name("device_peer_error_notify");
-BENCHMARK(monitor_drop<how::line>)->Name("line_monitor_drop");
-BENCHMARK(monitor_drop_notify<how::line>)->Name("line_monitor_drop_notify");
-BENCHMARK(monitor_error_notify<how::line>)->Name("line_monitor_error_notify");
-BENCHMARK(peer_drop_notify<how::line>)->Name("line_peer_drop_notify");
-BENCHMARK(peer_error_notify<how::line>)->Name("line_peer_error_notify");
+BENCHMARK(create_destroy)->Apply(bench::fixed_iterations);
+BENCHMARK(monitor_drop<how::device>)->Name("device_monitor_drop")->Apply(bench::fixed_iterations);
+BENCHMARK(monitor_drop_notify<how::device>)
+    ->Name("device_monitor_drop_notify")
+    ->Apply(bench::fixed_iterations);
+BENCHMARK(monitor_error_notify<how::device>)
+    ->Name("device_monitor_error_notify")
+    ->Apply(bench::fixed_iterations);
+BENCHMARK(peer_drop_notify<how::device>)
+    ->Name("device_peer_drop_notify")
+    ->Apply(bench::fixed_iterations);
+BENCHMARK(peer_error_notify<how::device>)
+    ->Name("device_peer_error_notify")
+    ->Apply(bench::fixed_iterations);
+BENCHMARK(monitor_drop<how::line>)->Name("line_monitor_drop")->Apply(bench::fixed_iterations);
+BENCHMARK(monitor_drop_notify<how::line>)
+    ->Name("line_monitor_drop_notify")
+    ->Apply(bench::fixed_iterations);
+BENCHMARK(monitor_error_notify<how::line>)
+    ->Name("line_monitor_error_notify")
+    ->Apply(bench::fixed_iterations);
+BENCHMARK(peer_drop_notify<how::line>)
+    ->Name("line_peer_drop_notify")
+    ->Apply(bench::fixed_iterations);
+BENCHMARK(peer_error_notify<how::line>)
+    ->Name("line_peer_error_notify")
+    ->Apply(bench::fixed_iterations);
 
 BENCHMARK_MAIN();

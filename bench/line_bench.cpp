@@ -17,6 +17,7 @@
 // benchmark::DoNotOptimize.
 
 #include <backplane/backplane.hpp>
+#include "fixed_iterations.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -88,11 +89,19 @@ void error_notify(benchmark::State& state, link_mode mode) {
 
 }  // namespace
 
-BENCHMARK(create_destroy);
-BENCHMARK(line_monitor_drop);
-BENCHMARK_CAPTURE(drop_notify, monitor, link_mode::monitor)->Name("line_monitor_drop_notify");
-BENCHMARK_CAPTURE(error_notify, monitor, link_mode::monitor)->Name("line_monitor_error_notify");
-BENCHMARK_CAPTURE(drop_notify, peer, link_mode::peer)->Name("line_peer_drop_notify");
-BENCHMARK_CAPTURE(error_notify, peer, link_mode::peer)->Name("line_peer_error_notify");
+BENCHMARK(create_destroy)->Apply(bench::fixed_iterations);
+BENCHMARK(line_monitor_drop)->Apply(bench::fixed_iterations);
+BENCHMARK_CAPTURE(drop_notify, monitor, link_mode::monitor)
+    ->Name("line_monitor_drop_notify")
+    ->Apply(bench::fixed_iterations);
+BENCHMARK_CAPTURE(error_notify, monitor, link_mode::monitor)
+    ->Name("line_monitor_error_notify")
+    ->Apply(bench::fixed_iterations);
+BENCHMARK_CAPTURE(drop_notify, peer, link_mode::peer)
+    ->Name("line_peer_drop_notify")
+    ->Apply(bench::fixed_iterations);
+BENCHMARK_CAPTURE(error_notify, peer, link_mode::peer)
+    ->Name("line_peer_error_notify")
+    ->Apply(bench::fixed_iterations);
 
 BENCHMARK_MAIN();
