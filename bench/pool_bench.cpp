@@ -58,6 +58,7 @@
 #include <cstdlib>
 #include <memory>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -188,9 +189,7 @@ double floor_batch(int threads, bool live, std::int64_t n) {
 
 constexpr std::int64_t batch = 200'000;
 
-void floor_post_job_batch(benchmark::State& state) {
-  int const threads = static_cast<int>(state.range(0));
-  bool const live = state.range(1) != 0;
+void floor_post_job_batch(benchmark::State& state, int threads, bool live) {
   for (auto _ : state) state.SetIterationTime(floor_batch(threads, live, batch));
   state.SetItemsProcessed(state.iterations() * batch);
   state.counters["ns_per_job"] =
@@ -250,10 +249,7 @@ double pool_batch(int threads, int workers, bool live, std::int64_t n) {
   return s;
 }
 
-void pool_jobs(benchmark::State& state) {
-  int const threads = static_cast<int>(state.range(0));
-  int const workers = static_cast<int>(state.range(1));
-  bool const live = state.range(2) != 0;
+void pool_jobs(benchmark::State& state, int threads, int workers, bool live) {
   for (auto _ : state) state.SetIterationTime(pool_batch(threads, workers, live, batch));
   state.SetItemsProcessed(state.iterations() * batch);
   state.counters["ns_per_job"] =
@@ -268,8 +264,7 @@ asio::awaitable<result_t> crashing_job() {
   co_return 0;
 }
 
-void pool_crash_restart(benchmark::State& state) {
-  bool const live = state.range(0) != 0;
+void pool_crash_restart(benchmark::State& state, bool live) {
   asio::io_context ctx(1);
   std::optional<reactor> r;
   if (live) r.emplace(ctx);
@@ -366,9 +361,7 @@ dyn_round dyn_start_terminate(int n, bool live) {
   return out;
 }
 
-void dyn_case(benchmark::State& state, bool terminate) {
-  int const n = static_cast<int>(state.range(0));
-  bool const live = state.range(1) != 0;
+void dyn_case(benchmark::State& state, int n, bool live, bool terminate) {
   double total = 0, bytes = 0;
   for (auto _ : state) {
     auto r = dyn_start_terminate(n, live);
@@ -382,9 +375,6 @@ void dyn_case(benchmark::State& state, bool terminate) {
   if (!terminate) state.counters["bytes_per_child"] = bytes / iters;
 }
 
-void dyn_start(benchmark::State& s) { dyn_case(s, false); }
-void dyn_terminate(benchmark::State& s) { dyn_case(s, true); }
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -394,40 +384,36 @@ int main(int argc, char** argv) {
         "min", [](std::vector<double> const& v) { return *std::min_element(v.begin(), v.end()); });
     return b;
   };
-  for (int live = 0; live < 2; ++live) {
-    char const* sfx = live ? "/reactor" : "";
+  for (bool live : {false, true}) {
+    std::string const sfx = live ? "/reactor" : "";
     for (int threads : {1, 2}) {
       stats(benchmark::RegisterBenchmark(
-                (std::string("floor_post_job/threads:") + std::to_string(threads) + sfx).c_str(),
-                floor_post_job_batch))
-          ->Args({threads, live})
+                ("floor_post_job/threads:" + std::to_string(threads) + sfx).c_str(),
+                [=](benchmark::State& s) { floor_post_job_batch(s, threads, live); }))
           ->UseManualTime()
           ->Iterations(5);
       for (int workers : {1, 2, 8}) {
         stats(benchmark::RegisterBenchmark(
-                  (std::string("pool_jobs/threads:") + std::to_string(threads) +
+                  ("pool_jobs/threads:" + std::to_string(threads) +
                    "/workers:" + std::to_string(workers) + sfx)
                       .c_str(),
-                  pool_jobs))
-            ->Args({threads, workers, live})
+                  [=](benchmark::State& s) { pool_jobs(s, threads, workers, live); }))
             ->UseManualTime()
             ->Iterations(5);
       }
     }
-    stats(benchmark::RegisterBenchmark((std::string("pool_crash_restart") + sfx).c_str(),
-                                       pool_crash_restart))
-        ->Args({live});
+    stats(benchmark::RegisterBenchmark(("pool_crash_restart" + sfx).c_str(),
+                                       [=](benchmark::State& s) { pool_crash_restart(s, live); }));
     for (int n : {10'000, 100'000}) {
       stats(benchmark::RegisterBenchmark(
                 (std::string("dyn_start_") + (n == 10'000 ? "10k" : "100k") + sfx).c_str(),
-                dyn_start))
-          ->Args({n, live})
+                [=](benchmark::State& s) { dyn_case(s, n, live, false); }))
           ->UseManualTime()
           ->Iterations(3);
     }
-    stats(benchmark::RegisterBenchmark((std::string("dyn_terminate_100k") + sfx).c_str(),
-                                       dyn_terminate))
-        ->Args({100'000, live})
+    stats(benchmark::RegisterBenchmark(
+              ("dyn_terminate_100k" + sfx).c_str(),
+              [=](benchmark::State& s) { dyn_case(s, 100'000, live, true); }))
         ->UseManualTime()
         ->Iterations(3);
   }
