@@ -149,7 +149,7 @@ void run_threads(asio::io_context& ctx, int threads) {
 
 struct post_floor {
   asio::io_context& ctx;
-  std::int64_t left;
+  std::atomic<std::int64_t> left;
   std::atomic<std::int64_t> answered{0};
   std::int64_t total;
   void job() {
@@ -159,7 +159,7 @@ struct post_floor {
   void done() {
     if (answered.fetch_add(1, std::memory_order_relaxed) + 1 == total) return;
     // Each answer submits the next job, as the pool cases do.
-    if (left-- > 0) asio::post(ctx, [this] { job(); });
+    if (left.fetch_sub(1, std::memory_order_relaxed) > 0) asio::post(ctx, [this] { job(); });
   }
 };
 
@@ -168,7 +168,7 @@ double floor_batch(int threads, bool live, std::int64_t n) {
   asio::io_context ctx(threads);
   std::optional<reactor> r;
   if (live) r.emplace(ctx);
-  post_floor f{ctx, n - in_flight, {}, n};
+  post_floor f{ctx, {n - in_flight}, {0}, n};
   auto t0 = clock_type::now();
   std::int64_t const first = std::min<std::int64_t>(in_flight, n);
   for (std::int64_t i = 0; i < first; ++i) asio::post(ctx, [&f] { f.job(); });
