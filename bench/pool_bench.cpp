@@ -28,9 +28,11 @@
 //
 // Every case also runs with `/reactor`: a pending timer and an open loopback TCP pair
 // with a receive outstanding on the same context, so that Asio's reactor runs between
-// handlers as it does in a real service (see DESIGN.md, Performance). The perf work's
-// shared helper (bench/live_reactor.hpp) had not landed when this was written: the small
-// `reactor` below plays its part.
+// handlers as it does in a real service (see DESIGN.md, Performance): the benches' shared
+// bench/live_reactor.hpp (the figures in bench/POOL.md were taken with an equivalent helper
+// of this file's own, before that one landed).
+
+#include "live_reactor.hpp"
 
 #include <backplane/backplane.hpp>
 #include <backplane/supervisor.hpp>
@@ -80,39 +82,7 @@ void expect(bool ok, char const* what) {
   }
 }
 
-/// A pending timer and an open loopback TCP pair with a receive outstanding.
-class reactor {
- public:
-  explicit reactor(asio::io_context& ctx)
-      : timer_(ctx, 1h), acceptor_(ctx), client_(ctx), server_(ctx) {
-    namespace ip = asio::ip;
-    ip::tcp::endpoint const any(ip::address_v4::loopback(), 0);
-    acceptor_.open(any.protocol());
-    acceptor_.bind(any);
-    acceptor_.listen(1);
-    client_.connect(acceptor_.local_endpoint());
-    acceptor_.accept(server_);
-    timer_.async_wait([](boost::system::error_code) {});
-    server_.async_read_some(asio::buffer(&byte_, 1), [](boost::system::error_code, std::size_t) {});
-  }
-  ~reactor() { stop(); }
-  reactor(reactor const&) = delete;
-  reactor& operator=(reactor const&) = delete;
-  void stop() {
-    boost::system::error_code ignored;
-    timer_.cancel();
-    server_.close(ignored);
-    client_.close(ignored);
-    acceptor_.close(ignored);
-  }
-
- private:
-  asio::steady_timer timer_;
-  asio::ip::tcp::acceptor acceptor_;
-  asio::ip::tcp::socket client_;
-  asio::ip::tcp::socket server_;
-  char byte_ = 0;
-};
+using reactor = bench::live_reactor;
 
 std::shared_ptr<spdlog::logger> muted_logger() {
   static auto const l = [] {
@@ -176,7 +146,7 @@ double floor_batch(int threads, bool live, std::int64_t n) {
     // The reactor's waits are work: stop once every job is answered.
     std::thread watcher([&] {
       while (f.answered.load(std::memory_order_relaxed) < n) std::this_thread::yield();
-      asio::post(ctx, [&] { r->stop(); });
+      asio::post(ctx, [&] { r->stop_waiting(); });
     });
     run_threads(ctx, threads);
     watcher.join();
@@ -237,7 +207,7 @@ double pool_batch(int threads, int workers, bool live, std::int64_t n) {
   d.on_done = [&] {
     pool.async_stop(0s, [&](boost::system::error_code, backplane::pool_stats s) {
       expect(s.completed == static_cast<std::uint64_t>(n), "every job completed");
-      if (r) r->stop();
+      if (r) r->stop_waiting();
     });
   };
   run_until_idle(ctx);  // the workers are up
