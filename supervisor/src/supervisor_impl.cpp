@@ -413,9 +413,13 @@ asio::awaitable<void> supervisor_impl::run(std::shared_ptr<supervisor_impl> self
 
 void supervisor_impl::kill(child_record& r) {
   if (!r.run) return;
-  asio::dispatch(r.run->ctx.executor, [st = r.run] {
+  asio::dispatch(r.run->ctx.executor, [st = r.run, ln = r.ln] {
     if (!st->finished.load(std::memory_order_relaxed)) {
-      st->killed.store(true, std::memory_order_relaxed);
+      // A device already gone ended with a fault (or not) of its own before
+      // the kill reached it: that end is reported as it was (OTP's DOWN
+      // carries the child's own reason, not `killed`). The run, which may
+      // still be awaiting, is cancelled all the same.
+      if (ln.connected()) st->killed.store(true, std::memory_order_relaxed);
       if (st->on_kill) {
         st->on_kill();
       } else {
