@@ -7,12 +7,14 @@
 //   │   └── pool (one_for_all)
 //   │       ├── query-1
 //   │       └── query-2
-//   └── web                flaky: its first two incarnations throw
+//   └── web                flaky: its first incarnation throws, its second
+//                          returns an error
 //
 // The program runs the tree, lets `web` crash twice (each crash is one
 // report line on stdout, as an operator would see it), prints the tree as
 // which_children sees it, then stops the root: every child stops, leaves
-// first, and the program exits 0.
+// first, and the program exits 0. With `--json`, the reports are JSON lines,
+// as a log pipeline reads them.
 
 #include <backplane/backplane.hpp>
 #include <backplane/supervisor.hpp>
@@ -29,6 +31,7 @@
 
 #include <chrono>
 #include <stdexcept>
+#include <string_view>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -48,14 +51,15 @@ asio::awaitable<outcome> serve(device&) {
   co_return outcome();
 }
 
-/// The flaky worker: its first two incarnations fail a moment after starting
-/// (a throw is a fault, its type and message in the crash report).
+/// The flaky worker: its first two incarnations fail a moment after starting,
+/// the first by throwing (the report names the exception's type and
+/// message), the second by returning an error (the report shows the value).
 asio::awaitable<outcome> flaky_web(child_context& c) {
   if (c.incarnation <= 2) {
     asio::steady_timer t(co_await asio::this_coro::executor, 20ms);
     co_await t.async_wait(asio::use_awaitable);
-    throw std::runtime_error(
-        fmt::format("upstream refused connection (attempt {})", c.incarnation));
+    if (c.incarnation == 1) throw std::runtime_error("upstream refused connection");
+    co_return outcome(boost::system::in_place_error, "upstream timed out after 3 tries");
   }
   co_return co_await serve(c.device);
 }
@@ -83,16 +87,20 @@ char const* status_name(child_status s) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  bool const json = argc > 1 && std::string_view(argv[1]) == "--json";
   asio::io_context ctx;
-  // Crash reports go to stdout, one line each, as an operator reads them.
+  // Crash reports go to stdout, one line each, as an operator reads them;
+  // JSON reports one object per line and nothing else (the library's
+  // formatter writes them as they are).
   auto logger = std::make_shared<spdlog::logger>("backplane",
                                                  std::make_shared<spdlog::sinks::stdout_sink_mt>());
-  logger->set_pattern("[%l] %v");
+  logger->set_formatter(make_report_formatter("[%l] %v"));
   logger->set_level(spdlog::level::info);
 
   auto spec = tree();
   spec.logger = logger;
+  if (json) spec.format = report_format::json;
   int restarts = 0;
   spec.observer = [&](supervisor_event const& e) {
     if (e.event == supervisor_event_kind::restarted) ++restarts;

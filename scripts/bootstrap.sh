@@ -25,8 +25,8 @@ build_root="${BACKPLANE_BUILD_ROOT:-${repo}/build}"
 jobs="${BACKPLANE_JOBS:-2}"
 
 # What a fresh Debian 12 needs. Boost 1.81 is Debian 12's own; Asio is used header-only.
-packages=(libboost1.81-dev libspdlog-dev libfmt-dev libgtest-dev libbenchmark-dev
-          cmake g++ ninja-build)
+packages=(libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev libgtest-dev
+          libbenchmark-dev cmake g++ ninja-build)
 
 say() { printf '\n==> %s\n' "$*"; }
 die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }

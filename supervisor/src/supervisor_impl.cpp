@@ -10,7 +10,8 @@
 
 #include "supervisor_impl.hpp"
 
-#include <backplane/describe.hpp>
+#include "reasons.hpp"
+
 #include <backplane/format.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -46,20 +47,16 @@ using std::chrono::nanoseconds;
 std::shared_ptr<spdlog::logger> default_logger() {
   if (auto l = spdlog::get("backplane")) return l;
   try {
-    return spdlog::stderr_color_mt("backplane");
+    auto l = spdlog::stderr_color_mt("backplane");
+    // JSON reports as pure JSON lines, anything else with spdlog's pattern.
+    l->set_formatter(make_report_formatter());
+    return l;
   } catch (spdlog::spdlog_ex const&) {
     return spdlog::get("backplane");  // another thread registered it first
   }
 }
 
-/// "200ms", "1500us", "3ns": the largest unit that shows `d` exactly.
-std::string duration_text(nanoseconds d) {
-  using namespace std::chrono;
-  if (d.count() % 1'000'000 == 0)
-    return fmt::format("{}ms", duration_cast<milliseconds>(d).count());
-  if (d.count() % 1'000 == 0) return fmt::format("{}us", duration_cast<microseconds>(d).count());
-  return fmt::format("{}ns", d.count());
-}
+std::string duration_text(nanoseconds d) { return readable(d); }
 
 /// A new strand for one child, on the execution context behind `ex`. When
 /// `ex` is itself a strand (the supervisor's, on a multi-threaded context),
@@ -153,7 +150,7 @@ bool child_run::ends_on(message const& m) {
   return true;
 }
 
-void child_run::work_ended(std::exception_ptr thrown, bool failed) {
+void child_run::work_ended(std::exception_ptr thrown, returned_error const* error) {
   finished.store(true, std::memory_order_relaxed);
   if (!dev.valid()) return;  // the work took its device: its new owner decides
   // A message that arrived as the work ended wins over the work's outcome,
@@ -172,7 +169,9 @@ void child_run::work_ended(std::exception_ptr thrown, bool failed) {
     }
   } else if (thrown) {
     dev.disconnect(fault::error(), thrown);
-  } else if (failed) {
+  } else if (error) {
+    // Described before the disconnect, which publishes it to the supervisor.
+    if (describe_errors) error->describe(error->result, returned.emplace());
     dev.disconnect(fault::error());
   } else {
     dev.disconnect();
@@ -220,13 +219,12 @@ void supervisor_impl::adopt_device(device d, device* home) {
 
 std::optional<start_failure> supervisor_impl::start_declared() {
   for (auto& r : children_) {
-    std::string why;
+    event_reason why;
     if (!start_incarnation(*r, why)) {
-      report(supervisor_event_kind::start_error, *r, why,
-             "stop the started children and fail the supervisor's start");
+      report(supervisor_event_kind::start_error, *r, why, supervisor_action::fail_start);
       stopping_ = true;
       exit_.fault = fault::error();
-      return start_failure{r->spec.id, why};
+      return start_failure{r->spec.id, to_string(why)};
     }
   }
   return std::nullopt;
@@ -256,27 +254,28 @@ child_record* supervisor_impl::add_record(child_spec spec) {
   return p;
 }
 
-bool supervisor_impl::start_incarnation(child_record& r, std::string& why) {
+bool supervisor_impl::start_incarnation(child_record& r, event_reason& why) {
   ++r.incarnation;
   if (child_strands_ && !r.strand)
     r.strand = std::make_unique<asio::any_io_executor>(child_executor(ex_));
   auto run = std::make_shared<child_run>(r.identity, r.incarnation,
                                          child_strands_ ? *r.strand : ex_, &spec_);
   dev_.link(run->dev, link_mode::peer);
+  run->describe_errors = reasons_wanted();
   backplane::line l = run->dev.line();
   std::optional<asio::awaitable<void>> body;
   std::unique_ptr<detail::managed_launch> managed;
   try {
     start_result res = r.identity->start(run->ctx);
     if (!res.ok()) {
-      why = res.error().reason.empty() ? "start_error" : res.error().reason;
+      why = start_error_reason(res.error().reason);
     } else if (!res.managed()) {
       body.emplace(res.take_run());
     } else {
       managed = res.take_managed();
     }
   } catch (...) {
-    why = "exception: " + describe(std::current_exception());
+    why = exception_reason(std::current_exception());
   }
   if (!body && !managed) {
     // Forgotten before its device drops (with `run`, below), so nobody
@@ -343,7 +342,7 @@ void supervisor_impl::note(message const& m, child_record const* target) {
     by_device_.erase(gone->sender);
     r->status = child_status::stopped;
     // Built only if some report could use it (describing an exception is not free).
-    std::string reason = reasons_wanted() ? exit_reason(*r, *gone) : std::string();
+    event_reason reason = reasons_wanted() ? exit_reason(*r, *gone) : event_reason{};
     bool const killed = r->run && r->run->killed.load(std::memory_order_relaxed);
     r->run.reset();
     if (r == target) {
@@ -541,20 +540,25 @@ asio::awaitable<void> supervisor_impl::stop_child(child_record& r) {
   bool stopped = co_await await_exit(r, deadline);
   if (!stopped && !pol.is_brutal()) {
     report(supervisor_event_kind::shutdown_error, r.spec.id, dev, inc,
-           fmt::format("did not stop within {} of the shutdown request", duration_text(pol.time())),
-           "cancel");
+           message_reason(reason_kind::shutdown_timeout,
+                          fmt::format("did not stop within {} of the shutdown request",
+                                      duration_text(pol.time()))),
+           supervisor_action::cancel);
     kill(r);
     stopped = co_await await_exit(r, clock_->now() + grace);
   }
   if (!stopped) {
     report(supervisor_event_kind::shutdown_error, r.spec.id, dev, inc,
-           fmt::format("ignored cancellation for {}", duration_text(grace)), "abandon");
+           message_reason(reason_kind::kill_timeout,
+                          fmt::format("ignored cancellation for {}", duration_text(grace))),
+           supervisor_action::abandon);
     abandon(r);
     co_return;
   }
   // OTP reports a child that, asked to stop, ended with a fault of its own.
   if (target_fault_ && !target_killed_) {
-    report(supervisor_event_kind::shutdown_error, r.spec.id, dev, inc, target_reason_, "none");
+    report(supervisor_event_kind::shutdown_error, r.spec.id, dev, inc, target_reason_,
+           supervisor_action::none);
   }
 }
 
@@ -578,25 +582,10 @@ child_record* supervisor_impl::find(std::string const& id) {
 
 // ------------------------------------------------------------ decisions ----
 
-std::string supervisor_impl::exit_reason(child_record const& r, disconnected const& gone) const {
-  auto const& f = gone.fault;
-  if (!f) return "clean";
-  switch (f->what()) {
-    case fault::kind::drop: return "drop: the child's device was destroyed while connected";
-    case fault::kind::cascade: return "cascade from " + to_string(f->origin());
-    case fault::kind::error: break;
-  }
-  if (r.run && r.run->killed.load(std::memory_order_relaxed))
-    return "killed: cancelled by the supervisor";
-  // The exception the child's run threw, or that manage's work threw.
-  if (gone.cause) return "error: " + describe(gone.cause);
-  return "error";
-}
-
 void supervisor_impl::give_up(std::string const& id, device_id dev, std::uint64_t incarnation,
-                              std::string const& reason) {
+                              event_reason const& reason) {
   report(supervisor_event_kind::intensity_exceeded, id, dev, incarnation, reason,
-         "stop all children and terminate with a fault");
+         supervisor_action::terminate);
   stopping_ = true;
   exit_.intensity_exceeded = true;
   exit_.fault = fault::error();
@@ -609,7 +598,7 @@ std::string supervisor_impl::give_up_text() const {
 
 void supervisor_impl::decide_while_stopping(exit_note const& n) {
   report(supervisor_event_kind::child_terminated, n.id, n.dev, n.incarnation, n.reason,
-         "none (supervisor stopping)");
+         supervisor_action::none, std::nullopt, "supervisor stopping");
 }
 
 std::optional<supervisor_impl::restart_order> supervisor_impl::decide(exit_note const& n) {
@@ -622,9 +611,10 @@ std::optional<supervisor_impl::restart_order> supervisor_impl::decide(exit_note 
     // An old incarnation, already dealt with: a group restart took it along
     // (or dropped its temporary spec) before its own exit came up.
     report(supervisor_event_kind::child_terminated, n.id, n.dev, n.incarnation, n.reason,
-           !r                                   ? "none (spec removed)"
-           : r->status == child_status::stopped ? "none (old incarnation)"
-                                                : "none (restarted with its group)");
+           supervisor_action::none, std::nullopt,
+           !r                                   ? "spec removed"
+           : r->status == child_status::stopped ? "old incarnation"
+                                                : "restarted with its group");
     return std::nullopt;
   }
   bool const should_restart = r->spec.restart == restart_type::permanent ||
@@ -632,21 +622,23 @@ std::optional<supervisor_impl::restart_order> supervisor_impl::decide(exit_note 
   if (!should_restart) {
     bool const temporary = r->spec.restart == restart_type::temporary;
     report(supervisor_event_kind::child_terminated, n.id, n.dev, n.incarnation, n.reason,
-           temporary ? "none (temporary: spec removed)" : "none (transient, exited cleanly)");
+           supervisor_action::none, std::nullopt,
+           temporary ? "temporary: spec removed" : "transient, exited cleanly");
     if (temporary) remove(r);
     return std::nullopt;
   }
   // Counted first, so that the report shows the restart it asks for.
   if (window_.add(clock_->now())) {
     report(supervisor_event_kind::child_terminated, n.id, n.dev, n.incarnation, n.reason,
-           "give up: restart intensity exceeded");
+           supervisor_action::give_up);
     give_up(n.id, n.dev, n.incarnation, n.reason);
     return std::nullopt;
   }
   auto const delay = backoff_delay(*r);
   if (heard(supervisor_event_kind::child_terminated)) {
     report(supervisor_event_kind::child_terminated, n.id, n.dev, n.incarnation, n.reason,
-           delay > nanoseconds::zero() ? "restart in " + duration_text(delay) : "restart");
+           supervisor_action::restart,
+           delay > nanoseconds::zero() ? std::optional(delay) : std::nullopt);
   }
   return restart_order{r, delay};
 }
@@ -746,10 +738,10 @@ std::optional<supervisor_impl::retry_plan> supervisor_impl::start_group_now(chil
   if (spec_.strategy == restart_strategy::one_for_one) {
     // The common case, without building a group.
     if (anchor->status != child_status::restarting) return std::nullopt;
-    std::string why;
+    event_reason why;
     if (start_incarnation(*anchor, why)) {
       if (heard(supervisor_event_kind::restarted))
-        report(supervisor_event_kind::restarted, *anchor, "", "running");
+        report(supervisor_event_kind::restarted, *anchor, {}, supervisor_action::none);
       return std::nullopt;
     }
     members.push_back(anchor);
@@ -761,10 +753,10 @@ std::optional<supervisor_impl::retry_plan> supervisor_impl::start_group_now(chil
   }
   group_t started;
   for (child_record* c : members) {
-    std::string why;
+    event_reason why;
     if (start_incarnation(*c, why)) {
       if (heard(supervisor_event_kind::restarted))
-        report(supervisor_event_kind::restarted, *c, "", "running");
+        report(supervisor_event_kind::restarted, *c, {}, supervisor_action::none);
       started.push_back(c);
       continue;
     }
@@ -777,18 +769,19 @@ std::optional<supervisor_impl::retry_plan> supervisor_impl::start_failed(child_r
                                                                          child_record* c,
                                                                          group_t started,
                                                                          group_t members,
-                                                                         std::string const& why) {
+                                                                         event_reason const& why) {
   // This try is over; the next one counts toward intensity like any restart.
   std::uint64_t const failed_inc = c->incarnation;
   if (window_.add(clock_->now())) {
     report(supervisor_event_kind::start_error, c->spec.id, device_id{}, failed_inc, why,
-           "give up: restart intensity exceeded");
+           supervisor_action::give_up);
     give_up(c->spec.id, device_id{}, failed_inc, why);
     return std::nullopt;  // stop_all stops what this round started
   }
   auto const delay = backoff_delay(*anchor);
   report(supervisor_event_kind::start_error, c->spec.id, device_id{}, failed_inc, why,
-         delay > nanoseconds::zero() ? "retry in " + duration_text(delay) : "retry");
+         supervisor_action::retry,
+         delay > nanoseconds::zero() ? std::optional(delay) : std::nullopt);
   return retry_plan{std::move(started), std::move(members), delay};
 }
 
@@ -843,55 +836,11 @@ void supervisor_impl::schedule_restart(child_record* anchor, supervisor_clock::d
   }
 }
 
-// -------------------------------------------------------------- reports ----
-
-namespace {
-spdlog::level::level_enum level_of(supervisor_event_kind kind, bool clean) {
-  switch (kind) {
-    case supervisor_event_kind::child_terminated:
-      return clean ? spdlog::level::debug : spdlog::level::err;
-    case supervisor_event_kind::restarted: return spdlog::level::info;
-    case supervisor_event_kind::shutdown_error: return spdlog::level::warn;
-    case supervisor_event_kind::intensity_exceeded: return spdlog::level::critical;
-    case supervisor_event_kind::start_error: return spdlog::level::err;
-  }
-  return spdlog::level::err;
-}
-}  // namespace
-
-bool supervisor_impl::reasons_wanted() const {
-  return spec_.observer || logger_->should_log(spdlog::level::critical);
-}
-
-bool supervisor_impl::heard(supervisor_event_kind kind, bool clean) const {
-  // A clean exit logs at a lower level than a crash: asking for the crash's
-  // level answers for both.
-  return spec_.observer || logger_->should_log(level_of(kind, clean));
-}
-
-void supervisor_impl::report(supervisor_event_kind kind, std::string const& child, device_id dev,
-                             std::uint64_t incarnation, std::string reason, std::string action) {
-  auto const level =
-      level_of(kind, kind == supervisor_event_kind::child_terminated && reason == "clean");
-  bool const log = logger_->should_log(level);
-  if (!log && !spec_.observer) return;  // nobody listens: build nothing
-  supervisor_event e;
-  e.supervisor = path_;
-  e.child = child;
-  e.device = dev;
-  e.incarnation = incarnation;
-  e.event = kind;
-  e.reason = std::move(reason);
-  e.restarts = window_.in_window(clock_->now());
-  e.max_restarts = window_.max_restarts();
-  e.period = window_.period();
-  e.action = std::move(action);
-  if (spec_.observer) spec_.observer(e);
-  if (log) logger_->log(level, "{}", json_ ? format_json(e) : format_text(e));
-}
+// -------------------------------------------------------------- ending ----
 
 void supervisor_impl::finish() {
   ended_ = true;
+  exit_.failed_reports = report_failures_;
   clear_deadline();
   if (home_) {
     // A nested supervisor's run hands the device back; start_nested's body
@@ -968,10 +917,10 @@ void supervisor_impl::start_dynamic(child_spec spec, handler_t<device_id> h, boo
     return reply(err(e), r->status == child_status::running ? r->dev : device_id{});
   }
   child_record* r = add_record(std::move(spec));
-  std::string why;
+  event_reason why;
   if (!start_incarnation(*r, why)) {
     report(supervisor_event_kind::start_error, r->spec.id, device_id{}, r->incarnation, why,
-           "none (start_child: spec discarded)");
+           supervisor_action::none, std::nullopt, "start_child: spec discarded");
     remove(r);  // OTP: a failed dynamic start discards the spec
     return reply(err(supervisor_errc::start_failed), device_id{});
   }
@@ -1005,7 +954,7 @@ void supervisor_impl::api_restart_child(std::string id, handler_t<device_id> h) 
   enqueue([this, id = std::move(id), shared_h]() -> asio::awaitable<void> {
     child_record* r = stopping_ ? nullptr : find(id);
     boost::system::error_code ec;
-    std::string why;
+    event_reason why;
     if (stopping_) {
       ec = err(supervisor_errc::supervisor_down);
     } else if (!r) {
@@ -1016,7 +965,7 @@ void supervisor_impl::api_restart_child(std::string id, handler_t<device_id> h) 
       ec = err(supervisor_errc::restarting);
     } else if (!start_incarnation(*r, why)) {
       report(supervisor_event_kind::start_error, r->spec.id, device_id{}, r->incarnation, why,
-             "none (restart_child: spec kept)");
+             supervisor_action::none, std::nullopt, "restart_child: spec kept");
       ec = err(supervisor_errc::start_failed);  // OTP: the spec is kept
     }
     complete(std::move(*shared_h), ex_, ec, ec ? device_id{} : r->dev);

@@ -79,7 +79,12 @@ struct child_run final : detail::managed_end {
   /// Applies a message heard on the device: true if it ends the child (a
   /// linked device's fault, a shutdown request), false if it is forgotten.
   bool ends_on(message const& m);
-  void work_ended(std::exception_ptr thrown, bool failed) override;
+  void work_ended(std::exception_ptr thrown, returned_error const* error) override;
+  /// Whether a report could use the description of an error the work
+  /// returned (set before the launch): describing is not free.
+  bool describe_errors = false;
+  /// The error the managed work returned, described, if describe_errors.
+  std::optional<event_reason> returned;
 };
 
 struct child_record {
@@ -113,7 +118,7 @@ struct exit_note {
   device_id dev;
   std::uint64_t incarnation;
   std::optional<fault> f;
-  std::string reason;
+  event_reason reason;
 };
 
 class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
@@ -177,7 +182,7 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   child_record* add_record(child_spec spec);
   /// One start of one incarnation; on failure `why` says why and the status
   /// is left as it was.
-  bool start_incarnation(child_record& r, std::string& why);
+  bool start_incarnation(child_record& r, event_reason& why);
   boost::asio::awaitable<void> stop_child(child_record& r);
   boost::asio::awaitable<bool> await_exit(child_record& r,
                                           std::optional<supervisor_clock::time_point> deadline);
@@ -227,7 +232,7 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   /// A start of `c` failed in `anchor`'s group: counts it toward intensity
   /// (giving up beyond it), reports it and returns the retry.
   std::optional<retry_plan> start_failed(child_record* anchor, child_record* c, group_t started,
-                                         group_t members, std::string const& why);
+                                         group_t members, event_reason const& why);
   /// Marks a stopped group restarting, dropping its temporary members.
   void mark_group(child_record* failed);
   boost::asio::awaitable<void> start_group(child_record* anchor);
@@ -238,7 +243,7 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   void schedule_restart(child_record* anchor, supervisor_clock::duration delay);
   [[nodiscard]] supervisor_clock::duration backoff_delay(child_record& r);
   void give_up(std::string const& id, device_id dev, std::uint64_t incarnation,
-               std::string const& reason);
+               event_reason const& reason);
 
   // shutdown deadlines: one timer for all the stops of a batch
   void arm_deadline(supervisor_clock::time_point at);
@@ -249,13 +254,18 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   /// Whether an event of this kind would reach anyone (observer or logger):
   /// callers skip building its strings otherwise.
   [[nodiscard]] bool heard(supervisor_event_kind kind, bool clean = false) const;
+  /// One event to the observer and the logger. An exception from either is
+  /// caught (the other still gets the event), counted, and told once.
   void report(supervisor_event_kind kind, std::string const& child, device_id dev,
-              std::uint64_t incarnation, std::string reason, std::string action);
-  void report(supervisor_event_kind kind, child_record const& r, std::string reason,
-              std::string action) {
-    report(kind, r.spec.id, r.dev, r.incarnation, std::move(reason), std::move(action));
+              std::uint64_t incarnation, event_reason reason, supervisor_action action,
+              std::optional<supervisor_clock::duration> delay = std::nullopt,
+              std::string_view note = {});
+  void report(supervisor_event_kind kind, child_record const& r, event_reason reason,
+              supervisor_action action) {
+    report(kind, r.spec.id, r.dev, r.incarnation, std::move(reason), action);
   }
-  [[nodiscard]] std::string exit_reason(child_record const& r, disconnected const& gone) const;
+  void report_failed(char const* who);
+  [[nodiscard]] event_reason exit_reason(child_record const& r, disconnected const& gone) const;
   /// Whether any report would be heard (observer, or a logger not off).
   [[nodiscard]] bool reasons_wanted() const;
   void finish();
@@ -281,7 +291,7 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   std::deque<exit_note> exits_;
   // what the child awaited by await_exit ended with
   std::optional<fault> target_fault_;
-  std::string target_reason_;
+  event_reason target_reason_;
   bool target_killed_ = false;
   bool idle_ = false;      // parked in the top-level receive with nothing queued
   bool stopping_ = false;  // shutdown requested or decided
@@ -290,6 +300,7 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   supervisor_exit exit_;
   std::vector<handler_t<supervisor_exit>> exit_waiters_;
   std::minstd_rand rng_;
+  std::uint64_t report_failures_ = 0;  // observer or logger calls that threw
   // the stop in progress: its deadline, whether it passed, and the one timer
   // armed at or before it (a timer left from an earlier stop re-arms when it
   // fires early, so a batch of quick stops arms one timer, not one each)

@@ -231,7 +231,7 @@ TEST_F(Api, TransientRules) {
   idle();
   EXPECT_EQ(kids.starts["tr"], 3);
   EXPECT_EQ(info(sup, "tr")->status, child_status::stopped);
-  EXPECT_EQ(of_kind(supervisor_event_kind::child_terminated).back().action,
+  EXPECT_EQ(decision(of_kind(supervisor_event_kind::child_terminated).back()),
             "none (transient, exited cleanly)");
   // A later group restart starts it again (it is stopped, not gone).
   kids.end("a", ending::error);

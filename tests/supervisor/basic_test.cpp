@@ -4,7 +4,9 @@
 
 namespace asio = boost::asio;
 using namespace backplane;
+using backplane::test::decision;
 using backplane::test::supervisor_fixture;
+using backplane::test::why;
 
 namespace {
 
@@ -65,8 +67,8 @@ TEST_F(Basic, OneForOneRestartsCrashedChild) {
   EXPECT_EQ(starts, 2);
   auto term = of_kind(supervisor_event_kind::child_terminated);
   ASSERT_EQ(term.size(), 1u);
-  EXPECT_EQ(term[0].reason, "error: std::runtime_error: boom");
-  EXPECT_EQ(term[0].action, "restart");
+  EXPECT_EQ(why(term[0]), "exception: std::runtime_error: boom");
+  EXPECT_EQ(decision(term[0]), "restart");
   EXPECT_EQ(term[0].restarts, 1u);
   EXPECT_EQ(of_kind(supervisor_event_kind::restarted).size(), 1u);
   bool stopped = false;

@@ -318,4 +318,15 @@ class supervisor_fixture : public ::testing::Test {
 
 using strings = std::vector<std::string>;
 
+/// An event's reason on one line ("exception: std::runtime_error: boom").
+inline std::string why(supervisor_event const& e) { return to_string(e.reason); }
+/// An event's decision on one line: the action, " in <delay>" and " (<note>)"
+/// when there are: "restart in 200ms", "none (spec removed)".
+inline std::string decision(supervisor_event const& e) {
+  std::string out(to_string(e.action));
+  if (e.delay) out += " in " + readable(*e.delay);
+  if (!e.note.empty()) out += " (" + std::string(e.note) + ")";
+  return out;
+}
+
 }  // namespace backplane::test

@@ -77,13 +77,13 @@ TEST_F(Intensity, OneOverTheLimitGivesUpWithFault) {
   auto give_up = of_kind(supervisor_event_kind::intensity_exceeded);
   ASSERT_EQ(give_up.size(), 1u);
   EXPECT_EQ(give_up[0].child, "b");
-  EXPECT_EQ(give_up[0].reason, "error: std::runtime_error: boom");
+  EXPECT_EQ(why(give_up[0]), "exception: std::runtime_error: boom");
   EXPECT_EQ(give_up[0].restarts, 4u);
   EXPECT_EQ(give_up[0].max_restarts, 3u);
   auto term = of_kind(supervisor_event_kind::child_terminated);
   ASSERT_EQ(term.size(), 4u);
-  EXPECT_EQ(term[3].action, "give up: restart intensity exceeded");
-  EXPECT_EQ(term[2].action, "restart");
+  EXPECT_EQ(decision(term[3]), "give_up");
+  EXPECT_EQ(decision(term[2]), "restart");
   EXPECT_EQ(term[2].restarts, 3u);
 
   // A supervisor that gave up answers nothing but its exit.
@@ -223,10 +223,10 @@ TEST_F(Intensity, SimultaneousCrashesInOneForAllCountOnce) {
   auto term = of_kind(supervisor_event_kind::child_terminated);
   ASSERT_EQ(term.size(), 2u);
   EXPECT_EQ(term[0].child, "a");
-  EXPECT_EQ(term[0].action, "restart");
+  EXPECT_EQ(decision(term[0]), "restart");
   EXPECT_EQ(term[1].child, "b");
   EXPECT_EQ(term[1].incarnation, 1u);
-  EXPECT_EQ(term[1].action, "none (restarted with its group)");
+  EXPECT_EQ(decision(term[1]), "none (restarted with its group)");
   stop(sup);
 }
 

@@ -81,8 +81,8 @@ TEST_F(ManagedWork, AnErrorIsAFaultAndRestarts) {
   w->end(ending::error);
   idle();
   auto t = terminated();
-  EXPECT_EQ(t.reason, "error");
-  EXPECT_EQ(t.action, "restart");
+  EXPECT_EQ(why(t), "error: 3");  // the value it returned
+  EXPECT_EQ(decision(t), "restart");
   EXPECT_EQ(info(sup, "w")->incarnation, 2u);
   EXPECT_NE(info(sup, "w")->device, first);
   EXPECT_EQ(w->log, (strings{"run", "end", "run"}));
@@ -95,7 +95,7 @@ TEST_F(ManagedWork, AnExceptionIsAFaultNamedInTheReport) {
   auto sup = start(std::move(s));
   w->end(ending::exception);
   idle();
-  EXPECT_EQ(terminated().reason, "error: std::runtime_error: boom");
+  EXPECT_EQ(why(terminated()), "exception: std::runtime_error: boom");
   EXPECT_EQ(info(sup, "w")->status, child_status::running);
   stop(sup);
 }
@@ -107,8 +107,8 @@ TEST_F(ManagedWork, AValueIsACleanExit) {
   w->end(ending::clean);
   idle();
   auto t = terminated();
-  EXPECT_EQ(t.reason, "clean");
-  EXPECT_EQ(t.action, "none (transient, exited cleanly)");
+  EXPECT_EQ(why(t), "clean");
+  EXPECT_EQ(decision(t), "none (transient, exited cleanly)");
   EXPECT_EQ(info(sup, "w")->status, child_status::stopped);
   stop(sup);
 }
@@ -125,7 +125,7 @@ TEST_F(ManagedWork, AValueOfAnyDefaultConstructibleTypeIsAccepted) {
       restart_type::transient)};
   auto sup = start(std::move(s));
   EXPECT_EQ(runs, 1);
-  EXPECT_EQ(terminated().reason, "clean");
+  EXPECT_EQ(why(terminated()), "clean");
   stop(sup);
 }
 
@@ -139,8 +139,8 @@ TEST_F(ManagedWork, AFaultOfAMonitoredDeviceCancelsTheWorkAndCascades) {
   idle();
   EXPECT_EQ(w->log, (strings{"run", "cancelled", "run"}));
   auto t = terminated();
-  EXPECT_EQ(t.reason, "cascade from " + to_string(dep_id));
-  EXPECT_EQ(t.action, "restart");
+  EXPECT_EQ(why(t), "cascade from " + to_string(dep_id));
+  EXPECT_EQ(decision(t), "restart");
   stop(sup);
 }
 
@@ -161,7 +161,7 @@ TEST_F(ManagedWork, ACleanExitOfAMonitoredDeviceIsForgotten) {
   ASSERT_FALSE(other.link_line(w->line, link_mode::notify));
   other.disconnect(fault::error());
   idle();
-  EXPECT_EQ(terminated().reason, "cascade from " + to_string(other_id));
+  EXPECT_EQ(why(terminated()), "cascade from " + to_string(other_id));
   stop(sup);
 }
 
@@ -219,8 +219,8 @@ TEST_F(ManagedWork, AWorkIgnoringCancellationIsAbandonedAfterItsTimeout) {
   EXPECT_TRUE(stopped);
   auto errs = of_kind(supervisor_event_kind::shutdown_error);
   ASSERT_EQ(errs.size(), 2u);
-  EXPECT_EQ(errs[0].action, "cancel");
-  EXPECT_EQ(errs[1].action, "abandon");
+  EXPECT_EQ(decision(errs[0]), "cancel");
+  EXPECT_EQ(decision(errs[1]), "abandon");
 }
 
 TEST_F(ManagedWork, AStartFunctionMayHandTheDeviceToManage) {
@@ -234,7 +234,7 @@ TEST_F(ManagedWork, AStartFunctionMayHandTheDeviceToManage) {
   auto sup = start(std::move(s));
   w->end(ending::error);
   idle();
-  EXPECT_EQ(terminated().reason, "error");
+  EXPECT_EQ(why(terminated()), "error");
   EXPECT_EQ(info(sup, "w")->incarnation, 2u);
   EXPECT_FALSE(terminate_child(sup, "w"));  // manage hears the request: a clean stop
   EXPECT_EQ(w->log, (strings{"run", "end", "run", "cancelled"}));
@@ -265,7 +265,7 @@ TEST_F(ManagedWork, AWorkTakingItsDeviceAtOnceIsLeftToDecide) {
     w->end(ending::exception);
     idle();
     // manage caught the throw and disconnected with fault::error and the cause.
-    EXPECT_EQ(terminated().reason, "error: std::runtime_error: boom");
+    EXPECT_EQ(why(terminated()), "exception: std::runtime_error: boom");
     EXPECT_EQ(info(sup, "w")->incarnation, 2u);
     EXPECT_FALSE(terminate_child(sup, "w"));
     EXPECT_EQ(w->log, (strings{"run", "end", "run", "cancelled"}));
@@ -283,7 +283,7 @@ TEST_F(ManagedWork, AWorkDisconnectingItsDeviceAtOnceEndsTheChild) {
       },
       restart_type::temporary)};
   auto sup = start(std::move(s));
-  EXPECT_EQ(terminated().reason, "error");
+  EXPECT_EQ(why(terminated()), "error");
   EXPECT_FALSE(info(sup, "w"));
   stop(sup);
 }
@@ -314,7 +314,7 @@ TEST_F(ManagedWork, AWorkTakingItsDeviceLaterDoesNotBreakTheSupervisor) {
   EXPECT_TRUE(of_kind(supervisor_event_kind::child_terminated).empty());
   taken->disconnect(fault::error());  // the new owner decides
   idle();
-  EXPECT_EQ(terminated().reason, "error");
+  EXPECT_EQ(why(terminated()), "error");
   stop(sup);
 }
 
@@ -330,8 +330,8 @@ TEST_F(ManagedWork, AMessageArrivingWithTheWorksValueWinsAsInManage) {
   idle();
   EXPECT_EQ(w->log, (strings{"run", "end", "run"}));
   auto t = terminated();
-  EXPECT_EQ(t.reason, "cascade from " + to_string(dep_id));
-  EXPECT_EQ(t.action, "restart");
+  EXPECT_EQ(why(t), "cascade from " + to_string(dep_id));
+  EXPECT_EQ(decision(t), "restart");
   stop(sup);
 }
 
@@ -348,8 +348,8 @@ TEST_F(ManagedWork, OnChildStrands) {
   idle();
   auto t = of_kind(supervisor_event_kind::child_terminated);
   ASSERT_EQ(t.size(), 2u);
-  EXPECT_EQ(t[0].reason, "error");
-  EXPECT_EQ(t[1].reason, "cascade from " + to_string(dep_id));
+  EXPECT_EQ(why(t[0]), "error: 3");
+  EXPECT_EQ(why(t[1]), "cascade from " + to_string(dep_id));
   EXPECT_FALSE(terminate_child(sup, "w"));
   EXPECT_EQ(w->log, (strings{"run", "end", "run", "cancelled", "run", "cancelled"}));
   EXPECT_TRUE(of_kind(supervisor_event_kind::shutdown_error).empty());
@@ -398,8 +398,8 @@ TEST_F(ManagedWork, AReceiveLeftOnTheDeviceFaultsTheChildSayingWhy) {
       restart_type::temporary)};
   auto sup = start(std::move(s));
   auto t = terminated();
-  EXPECT_NE(t.reason.find("std::logic_error"), std::string::npos) << t.reason;
-  EXPECT_NE(t.reason.find("do not receive on it"), std::string::npos) << t.reason;
+  EXPECT_NE(why(t).find("std::logic_error"), std::string::npos) << why(t);
+  EXPECT_NE(why(t).find("do not receive on it"), std::string::npos) << why(t);
   ASSERT_TRUE(their_receive);
   EXPECT_EQ(*their_receive, asio::error::operation_aborted);
   stop(sup);
@@ -415,7 +415,7 @@ TEST_F(ManagedWork, AFailedDynamicStartDiscardsTheSpec) {
   EXPECT_FALSE(info(sup, "w"));
   auto errs = of_kind(supervisor_event_kind::start_error);
   ASSERT_EQ(errs.size(), 1u);
-  EXPECT_EQ(errs[0].reason, "exception: std::runtime_error: no config");
+  EXPECT_EQ(why(errs[0]), "exception: std::runtime_error: no config");
   stop(sup);
 }
 

@@ -88,10 +88,10 @@ TEST_F(Nested, DeepFailureBeyondIntensityEscalatesLevelByLevel) {
   ASSERT_FALSE(mid_term.empty());
   EXPECT_EQ(mid_term[0].supervisor, "root/mid");
   EXPECT_EQ(mid_term[0].event, supervisor_event_kind::child_terminated);
-  EXPECT_EQ(mid_term[0].reason,
-            "error: backplane::restart_intensity_exceeded: supervisor root/mid/leaf gave up: "
-            "more than 1 restarts in 5000ms");
-  EXPECT_EQ(mid_term[0].action, "restart");
+  EXPECT_EQ(why(mid_term[0]),
+            "exception: backplane::restart_intensity_exceeded: supervisor root/mid/leaf gave up: "
+            "more than 1 restarts in 5s");
+  EXPECT_EQ(decision(mid_term[0]), "restart");
 
   // Again: leaf gives up, mid is over its limit and gives up, root (limit 0) too.
   kids.end("w1", ending::error);
@@ -174,7 +174,7 @@ TEST_F(Nested, NestedSupervisorsInheritTheRootsOptions) {
   std::ostringstream out;
   auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
   auto json_logger = std::make_shared<spdlog::logger>("json", sink);
-  json_logger->set_pattern("%v");
+  json_logger->set_formatter(make_report_formatter());
   auto s = tree();
   s.logger = json_logger;
   s.format = report_format::json;
@@ -184,8 +184,13 @@ TEST_F(Nested, NestedSupervisorsInheritTheRootsOptions) {
   ASSERT_EQ(of_kind(supervisor_event_kind::child_terminated).size(), 1u);
   EXPECT_EQ(of_kind(supervisor_event_kind::child_terminated)[0].supervisor, "root/mid/leaf");
   std::string const text = out.str();
-  EXPECT_EQ(text.rfind("{\"supervisor\":\"root/mid/leaf\",\"child\":\"w2\"", 0), 0u) << text;
-  EXPECT_NE(text.find("\"reason\":\"error: std::runtime_error: boom\""), std::string::npos);
+  EXPECT_EQ(text.rfind("{\"ts\":", 0), 0u) << text;
+  EXPECT_NE(text.find("\"supervisor\":\"root/mid/leaf\",\"child\":\"w2\""), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("\"kind\":\"exception\",\"exception_type\":\"std::runtime_error\","
+                      "\"message\":\"boom\""),
+            std::string::npos)
+      << text;
   stop(root);
 }
 
@@ -226,7 +231,7 @@ TEST_F(Nested, KillingANestedSupervisorKillsItsChildren) {
   ASSERT_EQ(errs.size(), 1u);
   EXPECT_EQ(errs[0].supervisor, "root");
   EXPECT_EQ(errs[0].child, "leaf");
-  EXPECT_EQ(errs[0].action, "cancel");
+  EXPECT_EQ(decision(errs[0]), "cancel");
 }
 
 TEST_F(Nested, ParentTimeoutAppliesToANestedSupervisorsWholeTree) {
@@ -259,8 +264,8 @@ TEST_F(Nested, ParentTimeoutAppliesToANestedSupervisorsWholeTree) {
   auto errs = of_kind(supervisor_event_kind::shutdown_error);
   ASSERT_EQ(errs.size(), 2u);
   EXPECT_EQ(errs[0].supervisor, "root");
-  EXPECT_EQ(errs[0].action, "cancel");
-  EXPECT_EQ(errs[1].action, "abandon");
+  EXPECT_EQ(decision(errs[0]), "cancel");
+  EXPECT_EQ(decision(errs[1]), "abandon");
 }
 
 }  // namespace

@@ -83,8 +83,8 @@ TEST_F(Shutdown, IgnoringShutdownIsCancelledAfterTimeout) {
   ASSERT_EQ(errs.size(), 1u);
   EXPECT_EQ(errs[0].child, "x");
   EXPECT_EQ(errs[0].device, x);
-  EXPECT_EQ(errs[0].reason, "did not stop within 250ms of the shutdown request");
-  EXPECT_EQ(errs[0].action, "cancel");
+  EXPECT_EQ(why(errs[0]), "shutdown_timeout: did not stop within 250ms of the shutdown request");
+  EXPECT_EQ(decision(errs[0]), "cancel");
   EXPECT_EQ(clock->pending(), 0u);
 }
 
@@ -169,9 +169,9 @@ TEST_F(Shutdown, IgnoringCancellationTooIsAbandoned) {
   EXPECT_EQ(kids.log, (strings{"start a", "start deaf", "cancelled deaf", "stop a"}));
   auto errs = of_kind(supervisor_event_kind::shutdown_error);
   ASSERT_EQ(errs.size(), 2u);
-  EXPECT_EQ(errs[0].action, "cancel");
-  EXPECT_EQ(errs[1].action, "abandon");
-  EXPECT_EQ(errs[1].reason, "ignored cancellation for 100ms");
+  EXPECT_EQ(decision(errs[0]), "cancel");
+  EXPECT_EQ(decision(errs[1]), "abandon");
+  EXPECT_EQ(why(errs[1]), "kill_timeout: ignored cancellation for 100ms");
 }
 
 TEST_F(Shutdown, ChildrenEndingOnTheirOwnAreNeitherRestartedNorWaitedFor) {
@@ -198,10 +198,10 @@ TEST_F(Shutdown, ChildrenEndingOnTheirOwnAreNeitherRestartedNorWaitedFor) {
   auto term = of_kind(supervisor_event_kind::child_terminated);
   ASSERT_EQ(term.size(), 2u);
   EXPECT_EQ(term[0].child, "a");
-  EXPECT_EQ(term[0].reason, "error");
-  EXPECT_EQ(term[0].action, "none (supervisor stopping)");
+  EXPECT_EQ(why(term[0]), "error");
+  EXPECT_EQ(decision(term[0]), "none (supervisor stopping)");
   EXPECT_EQ(term[1].child, "b");
-  EXPECT_EQ(term[1].reason, "clean");
+  EXPECT_EQ(why(term[1]), "clean");
 }
 
 TEST_F(Shutdown, ChildFaultingWhenAskedToStopIsReported) {
@@ -215,8 +215,8 @@ TEST_F(Shutdown, ChildFaultingWhenAskedToStopIsReported) {
   stop(sup);
   auto errs = of_kind(supervisor_event_kind::shutdown_error);
   ASSERT_EQ(errs.size(), 1u);
-  EXPECT_EQ(errs[0].reason, "error: std::runtime_error: cleanup failed");
-  EXPECT_EQ(errs[0].action, "none");
+  EXPECT_EQ(why(errs[0]), "exception: std::runtime_error: cleanup failed");
+  EXPECT_EQ(decision(errs[0]), "none");
 }
 
 TEST_F(Shutdown, ShutdownRequestToItsLineStopsCleanly) {

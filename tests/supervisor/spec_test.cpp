@@ -246,7 +246,7 @@ TEST_F(StartForms, EveryStartFunctionShapeWorks) {
   EXPECT_EQ(tries, 1);
   auto errs = of_kind(supervisor_event_kind::start_error);
   ASSERT_EQ(errs.size(), 1u);
-  EXPECT_EQ(errs[0].reason, "not today");
+  EXPECT_EQ(why(errs[0]), "not today");
   EXPECT_FALSE(stop(sup).fault);
 }
 

@@ -54,7 +54,7 @@ TEST_F(StartFailure, AtInitStopsStartedInReverseAndFails) {
   auto errs = of_kind(supervisor_event_kind::start_error);
   ASSERT_EQ(errs.size(), 1u);
   EXPECT_EQ(errs[0].child, "d");
-  EXPECT_EQ(errs[0].reason, "exception: std::runtime_error: no database");
+  EXPECT_EQ(why(errs[0]), "exception: std::runtime_error: no database");
   EXPECT_EQ(errs[0].incarnation, 1u);
 }
 
@@ -109,7 +109,7 @@ TEST_F(StartFailure, AtRestartRetriedEachTryCounted) {
   EXPECT_EQ(budget(sup).value.restarts_in_window, 3u);
   auto errs = of_kind(supervisor_event_kind::start_error);
   ASSERT_EQ(errs.size(), 2u);
-  EXPECT_EQ(errs[0].action, "retry");
+  EXPECT_EQ(decision(errs[0]), "retry");
   EXPECT_EQ(errs[0].restarts, 2u);
   EXPECT_EQ(errs[1].restarts, 3u);
   EXPECT_EQ(errs[0].incarnation, 2u);
@@ -138,7 +138,7 @@ TEST_F(StartFailure, RetriesBeyondIntensityGiveUp) {
   EXPECT_EQ(kids.log, (strings{"crash a", "stop first"}));
   auto errs = of_kind(supervisor_event_kind::start_error);
   ASSERT_EQ(errs.size(), 3u);
-  EXPECT_EQ(errs.back().action, "give up: restart intensity exceeded");
+  EXPECT_EQ(decision(errs.back()), "give_up");
   EXPECT_EQ(of_kind(supervisor_event_kind::intensity_exceeded).size(), 1u);
 }
 
@@ -219,7 +219,7 @@ TEST_F(StartFailure, DynamicStartFailureDiscardsSpec) {
   EXPECT_TRUE(ids(sup).empty());
   auto errs = of_kind(supervisor_event_kind::start_error);
   ASSERT_EQ(errs.size(), 1u);
-  EXPECT_EQ(errs[0].action, "none (start_child: spec discarded)");
+  EXPECT_EQ(decision(errs[0]), "none (start_child: spec discarded)");
   // Gone, so the same id starts afresh (not already_present).
   auto again = start_child(sup, x.spec());
   EXPECT_FALSE(again.ec);
@@ -239,7 +239,7 @@ TEST_F(StartFailure, FailedRestartChildKeepsSpec) {
   auto ia = info(sup, "a");
   ASSERT_TRUE(ia);
   EXPECT_EQ(ia->status, child_status::stopped);
-  EXPECT_EQ(of_kind(supervisor_event_kind::start_error).back().action,
+  EXPECT_EQ(decision(of_kind(supervisor_event_kind::start_error).back()),
             "none (restart_child: spec kept)");
   auto ok = restart_child(sup, "a");
   EXPECT_FALSE(ok.ec);
@@ -309,7 +309,7 @@ TEST_F(StartFailure, GroupRetryShowsMembersRestarting) {
   auto errs = of_kind(supervisor_event_kind::start_error);
   ASSERT_EQ(errs.size(), 1u);
   EXPECT_EQ(errs[0].child, "c");
-  EXPECT_EQ(errs[0].action, "retry in 200ms");
+  EXPECT_EQ(decision(errs[0]), "retry in 200ms");
   for (auto const& i : which(sup)) EXPECT_EQ(i.status, child_status::restarting) << i.id;
   clock->advance(199ms);
   idle();

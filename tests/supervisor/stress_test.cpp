@@ -197,9 +197,9 @@ void check(chaos& c, std::map<std::string, group_info> const& sups, int budget) 
     auto key = std::make_pair(e.supervisor, e.child);
     switch (e.event) {
       case supervisor_event_kind::child_terminated: {
-        ASSERT_NE(e.reason, "clean") << e.child;
+        ASSERT_NE(why(e), "clean") << e.child;
         ++crash_reports;
-        if (e.action == "restart") {
+        if (decision(e) == "restart") {
           auto const& g = sups.at(e.supervisor);
           auto pos = std::find(g.order.begin(), g.order.end(), e.child) - g.order.begin();
           std::size_t const n = g.order.size();
@@ -210,8 +210,8 @@ void check(chaos& c, std::map<std::string, group_info> const& sups, int budget) 
         } else {
           // An exit superseded by a group restart (its successor may have
           // crashed too by the time it is decided).
-          EXPECT_TRUE(e.action == "none (restarted with its group)" ||
-                      e.action == "none (old incarnation)")
+          EXPECT_TRUE(decision(e) == "none (restarted with its group)" ||
+                      decision(e) == "none (old incarnation)")
               << format_text(e);
         }
         break;
@@ -226,7 +226,7 @@ void check(chaos& c, std::map<std::string, group_info> const& sups, int budget) 
       }
       case supervisor_event_kind::shutdown_error:
         // Crashed just as its group restart asked it to stop.
-        EXPECT_EQ(e.action, "none") << e.child;
+        EXPECT_EQ(decision(e), "none") << e.child;
         ++crash_reports;
         break;
       default: ADD_FAILURE() << "unexpected event " << format_text(e);

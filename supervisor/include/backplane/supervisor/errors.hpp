@@ -26,7 +26,7 @@ enum class supervisor_errc {
 
 /// What a nested supervisor's run throws when it gives up (too many restarts
 /// in its period), after it has stopped all its children: its parent's crash
-/// report then reads "error: backplane::restart_intensity_exceeded: ...".
+/// report then reads "exception: backplane::restart_intensity_exceeded: ...".
 class restart_intensity_exceeded : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

@@ -66,6 +66,9 @@ struct restart_budget {
 struct supervisor_exit {
   bool intensity_exceeded = false;          ///< gave up: too many restarts
   std::optional<backplane::fault> fault{};  ///< its device's fault (nullopt: clean shutdown)
+  /// Reports during which the observer or the logger threw (each event
+  /// still reached the other; the first failure is told on stderr).
+  std::uint64_t failed_reports = 0;
 };
 
 namespace detail {

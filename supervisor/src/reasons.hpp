@@ -1,0 +1,29 @@
+#pragma once
+// How each way a child ends, fails to start or fails to stop becomes an
+// event's typed reason. Private to src/.
+
+#include <backplane/message.hpp>
+#include <backplane/supervisor/events.hpp>
+
+#include <exception>
+#include <optional>
+#include <string>
+
+namespace backplane::detail {
+
+/// A thrown exception: its demangled type, and what() for a std::exception.
+[[nodiscard]] event_reason exception_reason(std::exception_ptr const& e);
+
+/// A child's exit as its device's disconnect says it. `killed`: the
+/// supervisor cancelled it (a fault::error is then reported as such);
+/// `returned`: the error its managed work returned, already described.
+[[nodiscard]] event_reason exit_reason(disconnected const& gone, bool killed,
+                                       std::optional<event_reason> const& returned);
+
+/// A start function that returned start_error{reason}.
+[[nodiscard]] event_reason start_error_reason(std::string reason);
+
+/// A reason of `kind` with a message only (shutdown_timeout, kill_timeout).
+[[nodiscard]] event_reason message_reason(reason_kind kind, std::string message);
+
+}  // namespace backplane::detail
