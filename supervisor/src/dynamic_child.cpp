@@ -107,7 +107,7 @@ bool child_incarnation::ends_on(message const& m) {
   return true;
 }
 
-void child_incarnation::work_ended(std::exception_ptr thrown, bool failed) {
+void child_incarnation::work_ended(std::exception_ptr thrown, returned_error const* error) {
   finished.store(true, std::memory_order_relaxed);
   if (!dev.valid()) return;
   // A message that arrived as the work ended wins, as in manage.
@@ -124,7 +124,9 @@ void child_incarnation::work_ended(std::exception_ptr thrown, bool failed) {
     }
   } else if (thrown) {
     dev.disconnect(fault::error(), thrown);
-  } else if (failed) {
+  } else if (error) {
+    // Described before the disconnect, which publishes it to the supervisor.
+    if (describe_errors) error->describe(error->result, returned.emplace());
     dev.disconnect(fault::error());
   } else {
     dev.disconnect();

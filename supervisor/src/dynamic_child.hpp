@@ -59,7 +59,12 @@ struct child_incarnation final : managed_end {
   static void kill(std::shared_ptr<child_incarnation> const& self);
 
   bool ends_on(message const& m);
-  void work_ended(std::exception_ptr thrown, bool failed) override;
+  void work_ended(std::exception_ptr thrown, returned_error const* error) override;
+  /// Whether a report could use the description of an error the work
+  /// returned (set before the launch): describing is not free.
+  bool describe_errors = false;
+  /// The error the managed work returned, described, if describe_errors.
+  std::optional<event_reason> returned;
 };
 
 /// The incarnation whose start function runs on this thread: set by the

@@ -6,7 +6,9 @@
 
 #include "dynamic_supervisor_impl.hpp"
 
-#include <backplane/describe.hpp>
+#include "reasons.hpp"
+#include "report_delivery.hpp"
+
 #include <backplane/format.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -18,7 +20,6 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <fmt/format.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -33,35 +34,10 @@ namespace {
 
 using std::chrono::nanoseconds;
 
-// The supervisor's report levels, logger and duration format (supervisor_impl.cpp),
-// so that both kinds of supervisor read alike in one log.
-std::shared_ptr<spdlog::logger> default_logger() {
-  if (auto l = spdlog::get("backplane")) return l;
-  try {
-    return spdlog::stderr_color_mt("backplane");
-  } catch (spdlog::spdlog_ex const&) {
-    return spdlog::get("backplane");
-  }
-}
-
-std::string duration_text(nanoseconds d) {
-  using namespace std::chrono;
-  if (d.count() % 1'000'000 == 0)
-    return fmt::format("{}ms", duration_cast<milliseconds>(d).count());
-  if (d.count() % 1'000 == 0) return fmt::format("{}us", duration_cast<microseconds>(d).count());
-  return fmt::format("{}ns", d.count());
-}
+std::string duration_text(nanoseconds d) { return readable(d); }
 
 spdlog::level::level_enum level_of(supervisor_event_kind kind, bool clean) {
-  switch (kind) {
-    case supervisor_event_kind::child_terminated:
-      return clean ? spdlog::level::debug : spdlog::level::err;
-    case supervisor_event_kind::restarted: return spdlog::level::info;
-    case supervisor_event_kind::shutdown_error: return spdlog::level::warn;
-    case supervisor_event_kind::intensity_exceeded: return spdlog::level::critical;
-    case supervisor_event_kind::start_error: return spdlog::level::err;
-  }
-  return spdlog::level::err;
+  return report_level(kind, clean ? reason_kind::clean : reason_kind::none);
 }
 
 /// A child's own strand beside the supervisor's, as the supervisor makes them.
@@ -102,7 +78,7 @@ dynamic_supervisor_impl::dynamic_supervisor_impl(asio::any_io_executor ex,
     if (!spec_.child_strands) spec_.child_strands = parent->child_strands;
   }
   clock_ = spec_.clock ? spec_.clock : steady_supervisor_clock();
-  logger_ = spec_.logger ? spec_.logger : default_logger();
+  logger_ = spec_.logger ? spec_.logger : default_report_logger();
   json_ = spec_.format.value_or(report_format::text) == report_format::json;
   child_strands_ = spec_.child_strands.value_or(true);
   options_.clock = clock_;
@@ -163,35 +139,29 @@ void dynamic_supervisor_impl::on_message(message const& m) {
 }
 
 namespace {
-std::string exit_reason(child_incarnation const* run, disconnected const& gone) {
-  auto const& f = gone.fault;
-  if (!f) return "clean";
-  switch (f->what()) {
-    case fault::kind::drop: return "drop: the child's device was destroyed while connected";
-    case fault::kind::cascade: return "cascade from " + to_string(f->origin());
-    case fault::kind::error: break;
-  }
-  if (run && run->killed.load(std::memory_order_relaxed))
-    return "killed: cancelled by the supervisor";
-  if (gone.cause) return "error: " + describe(gone.cause);
-  return "error";
+event_reason exit_reason_of(child_incarnation const* run, disconnected const& gone) {
+  static std::optional<event_reason> const none;
+  if (!run) return exit_reason(gone, false, none);
+  return exit_reason(gone, run->killed.load(std::memory_order_relaxed), run->returned);
 }
 }  // namespace
 
 void dynamic_supervisor_impl::on_exit(dynamic_child& c, disconnected const& gone) {
   bool const killed = c.run && c.run->killed.load(std::memory_order_relaxed);
-  std::string reason = spec_.observer || logger_->should_log(spdlog::level::critical)
-                           ? exit_reason(c.run.get(), gone)
-                           : std::string();
+  event_reason reason = spec_.observer || logger_->should_log(spdlog::level::critical)
+                            ? exit_reason_of(c.run.get(), gone)
+                            : event_reason{};
   c.run.reset();
   c.timer.reset();
   c.status = child_status::stopped;
   if (c.stopping || stopping_) {
     if (c.stopping) {
       // OTP reports a child that, asked to stop, ended with a fault of its own.
-      if (gone.fault && !killed) report(supervisor_event_kind::shutdown_error, c, reason, "none");
+      if (gone.fault && !killed)
+        report(supervisor_event_kind::shutdown_error, c, reason, supervisor_action::none);
     } else if (heard(supervisor_event_kind::child_terminated, !gone.fault)) {
-      report(supervisor_event_kind::child_terminated, c, reason, "none (supervisor stopping)");
+      report(supervisor_event_kind::child_terminated, c, reason, supervisor_action::none,
+             std::nullopt, "supervisor stopping");
     }
     remove(c);
     maybe_finish();
@@ -202,16 +172,15 @@ void dynamic_supervisor_impl::on_exit(dynamic_child& c, disconnected const& gone
       rt == restart_type::permanent || (rt == restart_type::transient && gone.fault.has_value());
   if (!should_restart) {
     if (heard(supervisor_event_kind::child_terminated, !gone.fault)) {
-      report(supervisor_event_kind::child_terminated, c, reason,
-             rt == restart_type::temporary ? "none (temporary: child removed)"
-                                           : "none (transient, exited cleanly)");
+      report(
+          supervisor_event_kind::child_terminated, c, reason, supervisor_action::none, std::nullopt,
+          rt == restart_type::temporary ? "temporary: child removed" : "transient, exited cleanly");
     }
     remove(c);
     return;
   }
   if (window_.add(clock_->now())) {
-    report(supervisor_event_kind::child_terminated, c, reason,
-           "give up: restart intensity exceeded");
+    report(supervisor_event_kind::child_terminated, c, reason, supervisor_action::give_up);
     device_id const dev = c.dev;
     std::uint64_t const inc = c.incarnation;
     remove(c);
@@ -220,8 +189,8 @@ void dynamic_supervisor_impl::on_exit(dynamic_child& c, disconnected const& gone
   }
   auto const delay = backoff_delay(c);
   if (heard(supervisor_event_kind::child_terminated)) {
-    report(supervisor_event_kind::child_terminated, c, reason,
-           delay > nanoseconds::zero() ? "restart in " + duration_text(delay) : "restart");
+    report(supervisor_event_kind::child_terminated, c, reason, supervisor_action::restart,
+           delay > nanoseconds::zero() ? std::optional(delay) : std::nullopt);
   }
   c.status = child_status::restarting;
   if (delay > nanoseconds::zero()) {
@@ -233,12 +202,13 @@ void dynamic_supervisor_impl::on_exit(dynamic_child& c, disconnected const& gone
 
 // ------------------------------------------------------------- children ----
 
-bool dynamic_supervisor_impl::start_incarnation(dynamic_child& c, std::string& why) {
+bool dynamic_supervisor_impl::start_incarnation(dynamic_child& c, event_reason& why) {
   ++c.incarnation;
   if (child_strands_ && !c.strand)
     c.strand = std::make_unique<asio::any_io_executor>(child_executor(ex_));
   auto run = std::make_shared<child_incarnation>(shared_, c.incarnation,
                                                  child_strands_ ? *c.strand : ex_, &options_);
+  run->describe_errors = spec_.observer || logger_->should_log(spdlog::level::critical);
   dev_.link(run->dev, link_mode::peer);
   backplane::line l = run->dev.line();
   std::optional<start_result> res;
@@ -246,11 +216,11 @@ bool dynamic_supervisor_impl::start_incarnation(dynamic_child& c, std::string& w
     starting_scope const scope(run);
     res.emplace(c.start(run->ctx));
     if (!res->ok()) {
-      why = res->error().reason.empty() ? "start_error" : res->error().reason;
+      why = start_error_reason(res->error().reason);
       res.reset();
     }
   } catch (...) {
-    why = "exception: " + describe(std::current_exception());
+    why = exception_reason(std::current_exception());
     res.reset();
   }
   if (!res) {
@@ -269,16 +239,16 @@ bool dynamic_supervisor_impl::start_incarnation(dynamic_child& c, std::string& w
 }
 
 void dynamic_supervisor_impl::restart(dynamic_child& c) {
-  std::string why;
+  event_reason why;
   if (start_incarnation(c, why)) {
     if (heard(supervisor_event_kind::restarted))
-      report(supervisor_event_kind::restarted, c, "", "running");
+      report(supervisor_event_kind::restarted, c, {}, supervisor_action::none);
     return;
   }
   // A failed restart counts toward intensity like any restart (OTP).
   if (window_.add(clock_->now())) {
     report(supervisor_event_kind::start_error, device_id{}, c.incarnation, why,
-           "give up: restart intensity exceeded");
+           supervisor_action::give_up);
     std::uint64_t const inc = c.incarnation;
     remove(c);
     give_up(device_id{}, inc, why);
@@ -286,7 +256,8 @@ void dynamic_supervisor_impl::restart(dynamic_child& c) {
   }
   auto const delay = backoff_delay(c);
   report(supervisor_event_kind::start_error, device_id{}, c.incarnation, why,
-         delay > nanoseconds::zero() ? "retry in " + duration_text(delay) : "retry");
+         supervisor_action::retry,
+         delay > nanoseconds::zero() ? std::optional(delay) : std::nullopt);
   schedule_restart(c, delay);
 }
 
@@ -364,8 +335,10 @@ void dynamic_supervisor_impl::stop_one(dynamic_child& c) {
     dynamic_child* r = self->by_device_.find(dev);
     if (!r || r->dev != dev || r->status != child_status::running || !r->stopping) return;
     self->report(supervisor_event_kind::shutdown_error, *r,
-                 fmt::format("did not stop within {} of the shutdown request", duration_text(t)),
-                 "cancel");
+                 message_reason(reason_kind::shutdown_timeout,
+                                fmt::format("did not stop within {} of the shutdown request",
+                                            duration_text(t))),
+                 supervisor_action::cancel);
     self->kill(*r);
   });
 }
@@ -395,9 +368,9 @@ void dynamic_supervisor_impl::kill_all() {
 }
 
 void dynamic_supervisor_impl::give_up(device_id dev, std::uint64_t incarnation,
-                                      std::string const& reason) {
+                                      event_reason const& reason) {
   report(supervisor_event_kind::intensity_exceeded, dev, incarnation, reason,
-         "stop all children and terminate with a fault");
+         supervisor_action::terminate);
   exit_.intensity_exceeded = true;
   exit_.fault = fault::error();
   if (on_give_up) on_give_up();
@@ -429,6 +402,7 @@ void dynamic_supervisor_impl::maybe_finish() {
 
 void dynamic_supervisor_impl::finish() {
   ended_ = true;
+  exit_.failed_reports = report_failures_;
   if (!nested_ && dev_.valid()) {
     if (exit_.intensity_exceeded) {
       dev_.disconnect(*exit_.fault,
@@ -454,20 +428,26 @@ bool dynamic_supervisor_impl::heard(supervisor_event_kind kind, bool clean) cons
 }
 
 void dynamic_supervisor_impl::report(supervisor_event_kind kind, dynamic_child const& c,
-                                     std::string reason, std::string action) {
-  report(kind, c.dev, c.incarnation, std::move(reason), std::move(action));
+                                     event_reason reason, supervisor_action action,
+                                     std::optional<supervisor_clock::duration> delay,
+                                     std::string_view note) {
+  report(kind, c.dev, c.incarnation, std::move(reason), action, delay, note);
 }
 
 void dynamic_supervisor_impl::report(supervisor_event_kind kind, device_id dev,
-                                     std::uint64_t incarnation, std::string reason,
-                                     std::string action) {
-  auto const level =
-      level_of(kind, kind == supervisor_event_kind::child_terminated && reason == "clean");
+                                     std::uint64_t incarnation, event_reason reason,
+                                     supervisor_action action,
+                                     std::optional<supervisor_clock::duration> delay,
+                                     std::string_view note) {
+  auto const level = report_level(kind, reason.kind);
   bool const log = logger_->should_log(level);
   if (!log && !spec_.observer) return;
   supervisor_event e;
-  e.supervisor = path();
-  e.child = spec_.child_name;
+  try {
+    e.supervisor = path();
+    e.child = spec_.child_name;
+  } catch (...) {  // out of memory: the event goes without its strings
+  }
   e.device = dev;
   e.incarnation = incarnation;
   e.event = kind;
@@ -475,9 +455,10 @@ void dynamic_supervisor_impl::report(supervisor_event_kind kind, device_id dev,
   e.restarts = window_.in_window(clock_->now());
   e.max_restarts = window_.max_restarts();
   e.period = window_.period();
-  e.action = std::move(action);
-  if (spec_.observer) spec_.observer(e);
-  if (log) logger_->log(level, "{}", json_ ? format_json(e) : format_text(e));
+  e.action = action;
+  e.delay = delay;
+  e.note = note;
+  deliver(e, level, log, json_, spec_.observer, *logger_, report_failures_);
 }
 
 // ------------------------------------------------------------------ API ----
@@ -493,10 +474,10 @@ void dynamic_supervisor_impl::api_start_child(start_function start, handler_t<de
   (last_ ? last_->next : first_) = c;
   last_ = c;
   ++size_;
-  std::string why;
+  event_reason why;
   if (!start_incarnation(*c, why)) {
     report(supervisor_event_kind::start_error, device_id{}, c->incarnation, why,
-           "none (start_child: child discarded)");
+           supervisor_action::none, std::nullopt, "start_child: child discarded");
     remove(*c);
     return complete(std::move(h), ex_, err(supervisor_errc::start_failed), device_id{});
   }

@@ -103,7 +103,7 @@ class dynamic_supervisor_impl : public std::enable_shared_from_this<dynamic_supe
   void on_message(message const& m);
   void on_exit(dynamic_child& c, disconnected const& gone);
   /// Starts one incarnation; on failure `why` says why.
-  bool start_incarnation(dynamic_child& c, std::string& why);
+  bool start_incarnation(dynamic_child& c, event_reason& why);
   void restart(dynamic_child& c);
   void schedule_restart(dynamic_child& c, supervisor_clock::duration delay);
   [[nodiscard]] supervisor_clock::duration backoff_delay(dynamic_child& c);
@@ -112,17 +112,23 @@ class dynamic_supervisor_impl : public std::enable_shared_from_this<dynamic_supe
   void stop_one(dynamic_child& c);
   void kill(dynamic_child& c);
   void begin_stop();
-  void give_up(device_id dev, std::uint64_t incarnation, std::string const& reason);
+  void give_up(device_id dev, std::uint64_t incarnation, event_reason const& reason);
   void retire(backplane::line const& l);
   void remove(dynamic_child& c);
   void maybe_finish();
   void finish();
 
   [[nodiscard]] bool heard(supervisor_event_kind kind, bool clean = false) const;
-  void report(supervisor_event_kind kind, dynamic_child const& c, std::string reason,
-              std::string action);
+  /// One event to the observer and the logger (report_delivery.hpp: what
+  /// either throws is caught, counted and told once).
+  void report(supervisor_event_kind kind, dynamic_child const& c, event_reason reason,
+              supervisor_action action,
+              std::optional<supervisor_clock::duration> delay = std::nullopt,
+              std::string_view note = {});
   void report(supervisor_event_kind kind, device_id dev, std::uint64_t incarnation,
-              std::string reason, std::string action);
+              event_reason reason, supervisor_action action,
+              std::optional<supervisor_clock::duration> delay = std::nullopt,
+              std::string_view note = {});
 
   boost::asio::any_io_executor ex_;
   dynamic_supervisor_spec spec_;
@@ -149,6 +155,7 @@ class dynamic_supervisor_impl : public std::enable_shared_from_this<dynamic_supe
   bool ended_ = false;
   bool nested_ = false;  // runs on a device its parent made, which it gives back
   supervisor_exit exit_;
+  std::uint64_t report_failures_ = 0;  // observer or logger calls that threw
   std::vector<handler_t<supervisor_exit>> exit_waiters_;
   std::minstd_rand rng_;
 };

@@ -11,6 +11,7 @@
 #include "supervisor_impl.hpp"
 
 #include "reasons.hpp"
+#include "report_delivery.hpp"
 
 #include <backplane/format.hpp>
 
@@ -27,7 +28,6 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <fmt/format.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -43,18 +43,6 @@ namespace backplane::detail {
 namespace {
 
 using std::chrono::nanoseconds;
-
-std::shared_ptr<spdlog::logger> default_logger() {
-  if (auto l = spdlog::get("backplane")) return l;
-  try {
-    auto l = spdlog::stderr_color_mt("backplane");
-    // JSON reports as pure JSON lines, anything else with spdlog's pattern.
-    l->set_formatter(make_report_formatter());
-    return l;
-  } catch (spdlog::spdlog_ex const&) {
-    return spdlog::get("backplane");  // another thread registered it first
-  }
-}
 
 std::string duration_text(nanoseconds d) { return readable(d); }
 
@@ -193,7 +181,7 @@ supervisor_impl::supervisor_impl(asio::any_io_executor ex, supervisor_spec spec,
     if (!spec_.child_strands) spec_.child_strands = parent->child_strands;
   }
   clock_ = spec_.clock ? spec_.clock : steady_supervisor_clock();
-  logger_ = spec_.logger ? spec_.logger : default_logger();
+  logger_ = spec_.logger ? spec_.logger : default_report_logger();
   spec_.clock = clock_;
   spec_.logger = logger_;
   json_ = spec_.format.value_or(report_format::text) == report_format::json;

@@ -254,8 +254,8 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   /// Whether an event of this kind would reach anyone (observer or logger):
   /// callers skip building its strings otherwise.
   [[nodiscard]] bool heard(supervisor_event_kind kind, bool clean = false) const;
-  /// One event to the observer and the logger. An exception from either is
-  /// caught (the other still gets the event), counted, and told once.
+  /// One event to the observer and the logger (report_delivery.hpp: what
+  /// either throws is caught, counted and told once).
   void report(supervisor_event_kind kind, std::string const& child, device_id dev,
               std::uint64_t incarnation, event_reason reason, supervisor_action action,
               std::optional<supervisor_clock::duration> delay = std::nullopt,
@@ -264,7 +264,6 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
               supervisor_action action) {
     report(kind, r.spec.id, r.dev, r.incarnation, std::move(reason), action);
   }
-  void report_failed(char const* who);
   [[nodiscard]] event_reason exit_reason(child_record const& r, disconnected const& gone) const;
   /// Whether any report would be heard (observer, or a logger not off).
   [[nodiscard]] bool reasons_wanted() const;

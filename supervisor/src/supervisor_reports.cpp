@@ -2,12 +2,10 @@
 // event, and the one place events reach the observer and the logger.
 
 #include "reasons.hpp"
+#include "report_delivery.hpp"
 #include "supervisor_impl.hpp"
 
 #include <spdlog/spdlog.h>
-
-#include <cstdio>
-#include <exception>
 
 namespace backplane::detail {
 
@@ -41,56 +39,23 @@ void supervisor_impl::report(supervisor_event_kind kind, std::string const& chil
   auto const level = report_level(kind, reason.kind);
   bool const log = logger_->should_log(level);
   if (!log && !spec_.observer) return;  // nobody listens: build nothing
-  // Reports are made in the middle of decisions: nothing thrown here may
-  // leave, or the supervisor's state would be half-changed and the exception
-  // would escape io_context::run(). The observer and the logger are called
-  // apart, so one that throws costs the other nothing.
+  supervisor_event e;
   try {
-    supervisor_event e;
     e.supervisor = path_;
     e.child = child;
-    e.device = dev;
-    e.incarnation = incarnation;
-    e.event = kind;
-    e.reason = std::move(reason);
-    e.restarts = window_.in_window(clock_->now());
-    e.max_restarts = window_.max_restarts();
-    e.period = window_.period();
-    e.action = action;
-    e.delay = delay;
-    e.note = note;
-    if (spec_.observer) {
-      try {
-        spec_.observer(e);
-      } catch (...) {
-        report_failed("the observer");
-      }
-    }
-    if (log) {
-      try {
-        logger_->log(level, "{}", json_ ? format_json(e) : format_text(e));
-      } catch (...) {
-        report_failed("the logger");
-      }
-    }
-  } catch (...) {
-    report_failed("building the event");
+  } catch (...) {  // out of memory: the event goes without its strings
   }
-}
-
-void supervisor_impl::report_failed(char const* who) {
-  // Told once per supervisor, straight to stderr: the logger may be what
-  // fails. Later failures are only counted (supervisor_exit says how many).
-  if (report_failures_++ > 0) return;
-  std::string what = "unknown exception";
-  try {
-    what = to_string(exception_reason(std::current_exception()));
-  } catch (...) {
-  }
-  std::fprintf(stderr,
-               "backplane: supervisor %s: a report failed in %s (%s); the supervisor goes on, "
-               "later failures are counted in supervisor_exit::failed_reports\n",
-               path_.c_str(), who, what.c_str());
+  e.device = dev;
+  e.incarnation = incarnation;
+  e.event = kind;
+  e.reason = std::move(reason);
+  e.restarts = window_.in_window(clock_->now());
+  e.max_restarts = window_.max_restarts();
+  e.period = window_.period();
+  e.action = action;
+  e.delay = delay;
+  e.note = note;
+  deliver(e, level, log, json_, spec_.observer, *logger_, report_failures_);
 }
 
 }  // namespace backplane::detail

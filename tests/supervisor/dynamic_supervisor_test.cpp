@@ -199,8 +199,8 @@ TEST_F(DynamicSupervisor, CrashedChildRestartsWithItsArguments) {
   EXPECT_EQ(crash[0].supervisor, "dyn");
   EXPECT_EQ(crash[0].child, "child");
   EXPECT_EQ(crash[0].device, first);
-  EXPECT_EQ(crash[0].reason, "error: std::runtime_error: boom 5");
-  EXPECT_EQ(crash[0].action, "restart");
+  EXPECT_EQ(why(crash[0]), "exception: std::runtime_error: boom 5");
+  EXPECT_EQ(decision(crash[0]), "restart");
   ASSERT_EQ(of_kind(supervisor_event_kind::restarted).size(), 1u);
   EXPECT_EQ(of_kind(supervisor_event_kind::restarted)[0].device, rows[0].device);
   // The new incarnation is terminated by its own device.
@@ -266,7 +266,7 @@ TEST_F(DynamicSupervisor, AFailedStartIsNotKept) {
   EXPECT_EQ(start_child(d, -1).ec, supervisor_errc::start_failed);
   EXPECT_TRUE(which(d).empty()) << "a failed start is not kept";
   ASSERT_EQ(of_kind(supervisor_event_kind::start_error).size(), 1u);
-  EXPECT_EQ(of_kind(supervisor_event_kind::start_error)[0].reason,
+  EXPECT_EQ(why(of_kind(supervisor_event_kind::start_error)[0]),
             "exception: std::invalid_argument: negative");
 }
 
@@ -283,9 +283,9 @@ TEST_F(DynamicSupervisor, FailedRestartsCountTowardIntensity) {
   EXPECT_TRUE(e->intensity_exceeded);
   auto errors = of_kind(supervisor_event_kind::start_error);
   ASSERT_EQ(errors.size(), 2u);
-  EXPECT_EQ(errors[0].reason, "refused 1");
-  EXPECT_EQ(errors[0].action, "retry");
-  EXPECT_EQ(errors[1].action, "give up: restart intensity exceeded");
+  EXPECT_EQ(why(errors[0]), "refused 1");
+  EXPECT_EQ(decision(errors[0]), "retry");
+  EXPECT_EQ(decision(errors[1]), "give_up");
 }
 
 TEST_F(DynamicSupervisor, BackoffDelaysTheRestartOnTheClock) {
@@ -299,7 +299,7 @@ TEST_F(DynamicSupervisor, BackoffDelaysTheRestartOnTheClock) {
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].status, child_status::restarting);
   EXPECT_EQ(rows[0].device, first);
-  EXPECT_EQ(of_kind(supervisor_event_kind::child_terminated)[0].action, "restart in 100ms");
+  EXPECT_EQ(decision(of_kind(supervisor_event_kind::child_terminated)[0]), "restart in 100ms");
   clock->advance(99ms);
   idle();
   EXPECT_EQ(which(d)[0].status, child_status::restarting);
@@ -391,8 +391,8 @@ TEST_F(DynamicSupervisor, GivingUpInATreeIsItsParentsCrash) {
   idle();
   auto crashes = of_child("workers");
   ASSERT_FALSE(crashes.empty());
-  EXPECT_NE(crashes[0].reason.find("restart_intensity_exceeded"), std::string::npos)
-      << crashes[0].reason;
+  EXPECT_NE(why(crashes[0]).find("restart_intensity_exceeded"), std::string::npos)
+      << why(crashes[0]);
   auto e = supervisor_fixture::ended(sup);
   ASSERT_TRUE(e);
   EXPECT_TRUE(e->intensity_exceeded);

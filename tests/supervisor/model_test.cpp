@@ -616,19 +616,10 @@ class schedule final : public m::world {
 
   // --- checking ---
 
-  static std::string first_word(std::string const& action) {
-    std::string w;
-    for (char ch : action) {
-      if (ch == ' ' || ch == '(' || ch == ':') break;
-      w += ch;
-    }
-    if (w == "give") return "give_up";
-    return w;
-  }
-  static std::string reason_class(std::string const& r) {
-    for (char const* k : {"clean", "drop", "cascade", "killed", "error"})
-      if (r.rfind(k, 0) == 0) return k;
-    return r;
+  static std::string reason_class(event_reason const& why) {
+    // The model tells a throw from an error no more than manage's monitors do.
+    if (why.kind == reason_kind::exception) return "error";
+    return std::string(to_string(why.kind));
   }
 
   std::vector<m::expected_event> real_events(std::string const& path) const {
@@ -637,7 +628,8 @@ class schedule final : public m::world {
       if (e.supervisor != path) continue;
       out.push_back(m::expected_event{
           e.child, e.incarnation, e.event,
-          e.event == supervisor_event_kind::intensity_exceeded ? "" : first_word(e.action),
+          e.event == supervisor_event_kind::intensity_exceeded ? ""
+                                                               : std::string(to_string(e.action)),
           e.event == supervisor_event_kind::child_terminated ? reason_class(e.reason) : "",
           e.restarts});
     }

@@ -497,7 +497,7 @@ class sup_model {
     for (std::size_t i = 0; i < members.size(); ++i) {
       m_child* c = find(members[i]);
       if (start_one(*c)) {
-        report(supervisor_event_kind::restarted, *c, "running", "");
+        report(supervisor_event_kind::restarted, *c, "none", "");
         started.push_back(members[i]);
         continue;
       }
