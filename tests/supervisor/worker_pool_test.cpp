@@ -203,9 +203,10 @@ TEST_F(WorkerPool, CrashMidJobAnswersJobCrashedAndRestartsTheWorker) {
   ASSERT_EQ(crash.size(), 1u);
   EXPECT_EQ(crash[0].supervisor, "pool");
   EXPECT_EQ(crash[0].child, "worker");
-  EXPECT_EQ(crash[0].reason,
-            "error: backplane::job_crashed: job #1 crashed: std::runtime_error: boom");
-  EXPECT_EQ(crash[0].action, "restart");
+  EXPECT_EQ(crash[0].reason.kind, reason_kind::exception);
+  EXPECT_EQ(crash[0].reason.exception_type, "backplane::job_crashed");
+  EXPECT_EQ(crash[0].reason.message, "job #1 crashed: std::runtime_error: boom");
+  EXPECT_EQ(crash[0].action, supervisor_action::restart);
   ASSERT_FALSE(observed.empty());
   EXPECT_EQ(observed.front().crashed, 1u);
   expect_identity(stop_pool(p));
@@ -219,7 +220,8 @@ TEST_F(WorkerPool, KeyedCrashReportNamesTheKey) {
             "backplane::job_crashed: job #1 (key user-7) crashed: std::runtime_error: bad row");
   auto crash = of_kind(supervisor_event_kind::child_terminated);
   ASSERT_EQ(crash.size(), 1u);
-  EXPECT_NE(crash[0].reason.find("job #1 (key user-7)"), std::string::npos) << crash[0].reason;
+  EXPECT_NE(crash[0].reason.message.find("job #1 (key user-7)"), std::string::npos)
+      << why(crash[0]);
   expect_identity(stop_pool(p));
 }
 
