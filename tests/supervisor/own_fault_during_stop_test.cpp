@@ -80,7 +80,7 @@ void expect_reported(std::vector<supervisor_event> const& events, faulter_state 
     if (e.child != "x") continue;
     if ((e.event == supervisor_event_kind::shutdown_error ||
          e.event == supervisor_event_kind::child_terminated) &&
-        e.reason == "error: std::runtime_error: own fault") {
+        to_string(e.reason) == "exception: std::runtime_error: own fault") {
       ++own;
     } else {
       ++other;
