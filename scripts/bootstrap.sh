@@ -6,8 +6,12 @@
 #   ./scripts/bootstrap.sh test        the same set-up, then build and run the whole test suite
 #   ./scripts/bootstrap.sh sanitize    the test suite under ASan+UBSan, then under TSan
 #                                      (`sanitize address` or `sanitize thread` for one of them)
+#   ./scripts/bootstrap.sh clang       build the libraries, tests and examples with clang++
+#                                      (Debian 12: clang 14), warnings as errors; runs nothing
 #   ./scripts/bootstrap.sh consumer    install into a scratch prefix and build and run
-#                                      tests/consumer against it, through find_package only
+#                                      tests/consumer against it, through find_package only;
+#                                      then tests/consumer_subdir, which adds the source tree
+#                                      with add_subdirectory
 #   ./scripts/bootstrap.sh bench [args] optimised build, then bench/report.py (or, without
 #                                      python3, every benchmark binary with [args])
 #
@@ -15,6 +19,10 @@
 #   BACKPLANE_BUILD_ROOT  where build trees go (default: <repo>/build)
 #   BACKPLANE_JOBS        parallel compile and test jobs (default: 2)
 #   BACKPLANE_NO_APT=1    never call apt-get, even when packages are missing
+#
+# Every build tree is configured from the CMakePresets.json preset of the same name, with
+# warnings as errors (BACKPLANE_WERROR=ON): `release` is the Release build a user makes with
+# `cmake -S . -B build -DCMAKE_BUILD_TYPE=Release`, so CI proves that one warning-clean.
 #
 # Package installation needs root (or sudo) and happens only when a package is missing, so
 # the script also works offline on a machine that already has everything.
@@ -26,7 +34,7 @@ jobs="${BACKPLANE_JOBS:-2}"
 
 # What a fresh Debian 12 needs. Boost 1.81 is Debian 12's own; Asio is used header-only.
 packages=(libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev libgtest-dev
-          libbenchmark-dev cmake g++ ninja-build)
+          libbenchmark-dev cmake g++ clang ninja-build)
 
 say() { printf '\n==> %s\n' "$*"; }
 die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
@@ -60,12 +68,16 @@ generator() {
   if command -v ninja >/dev/null; then echo Ninja; else echo "Unix Makefiles"; fi
 }
 
-# configure <name> [cmake args...]: a build tree at $build_root/<name>.
+# configure <name> [cmake args...]: a build tree at $build_root/<name>, from the preset of
+# that name in CMakePresets.json (the dev preset for a name that is not a preset).
 configure() {
-  local name="$1"
+  local name="$1" preset=dev
   shift
-  cmake -S "$repo" -B "${build_root}/${name}" -G "$(generator)" \
-    -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
+  case "$name" in
+    dev | release | clang | asan | tsan | bench) preset="$name" ;;
+  esac
+  cmake --preset "$preset" -S "$repo" -B "${build_root}/${name}" -G "$(generator)" \
+    -DBACKPLANE_WERROR=ON "$@"
 }
 
 build() {
@@ -125,8 +137,7 @@ tsan_launcher() {
 
 sanitize_address() {
   say "ASan+UBSan: configuring ${build_root}/asan"
-  configure asan -DBACKPLANE_SANITIZE=address,undefined \
-    -DBACKPLANE_BUILD_EXAMPLES=OFF -DBACKPLANE_BUILD_BENCH=OFF -DBACKPLANE_INSTALL=OFF
+  configure asan
   say "ASan+UBSan: building the tests"
   build asan
   say "ASan+UBSan: running the test suite"
@@ -143,8 +154,7 @@ sanitize_thread() {
     say "TSan: this kernel needs ASLR off; running under '${prefix}'"
   fi
   say "TSan: configuring ${build_root}/tsan"
-  configure tsan -DBACKPLANE_SANITIZE=thread \
-    -DBACKPLANE_BUILD_EXAMPLES=OFF -DBACKPLANE_BUILD_BENCH=OFF -DBACKPLANE_INSTALL=OFF
+  configure tsan
   say "TSan: building the tests"
   # The build runs the test binaries to discover their tests, so it needs the launcher too.
   "${launcher[@]}" cmake --build "${build_root}/tsan" -j "$jobs"
@@ -161,6 +171,16 @@ cmd_sanitize() {
     all) sanitize_address; sanitize_thread ;;
     *) die "sanitize: expected 'address', 'thread' or nothing, got '$1'" ;;
   esac
+}
+
+# The distribution's other compiler: a build only (the test suite runs in `test`), so that
+# code that only g++ accepts, or a warning only clang gives, fails CI.
+cmd_clang() {
+  ensure_packages
+  say "configuring ${build_root}/clang ($(clang++ --version | head -n 1))"
+  configure clang
+  say "building the libraries, tests and examples with clang++"
+  build clang
 }
 
 cmd_consumer() {
@@ -183,15 +203,20 @@ cmd_consumer() {
   cmake --build "${build_root}/consumer" -j "$jobs"
   say "running the consumer"
   run_ctest consumer
+  # A user who vendors the source tree: add_subdirectory, the same targets, no install.
+  say "building tests/consumer_subdir, which adds ${repo} with add_subdirectory"
+  rm -rf "${build_root}/consumer_subdir"
+  cmake -S "${repo}/tests/consumer_subdir" -B "${build_root}/consumer_subdir" -G "$(generator)" \
+    -DCMAKE_BUILD_TYPE=Release -DBACKPLANE_SOURCE_DIR="$repo"
+  cmake --build "${build_root}/consumer_subdir" -j "$jobs"
+  say "running the add_subdirectory consumer"
+  run_ctest consumer_subdir
 }
 
 cmd_bench() {
   ensure_packages
-  say "configuring ${build_root}/bench (Release, -O2)"
-  # The flags bench/README.md's figures were taken with.
-  cmake -S "$repo" -B "${build_root}/bench" -G "$(generator)" -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \
-    -DBACKPLANE_BUILD_TESTS=OFF -DBACKPLANE_BUILD_EXAMPLES=OFF -DBACKPLANE_BUILD_BENCH=ON
+  say "configuring ${build_root}/bench (Release, -O2: the flags of bench/README.md's figures)"
+  configure bench
   build bench
   if [[ -f "${repo}/bench/report.py" ]] && command -v python3 >/dev/null; then
     say "running the benchmarks through bench/report.py"
@@ -217,6 +242,7 @@ main() {
     example) cmd_example ;;
     test) cmd_test ;;
     sanitize) cmd_sanitize "$@" ;;
+    clang) cmd_clang ;;
     consumer) cmd_consumer ;;
     bench) cmd_bench "$@" ;;
     -h | --help | help) usage ;;

@@ -19,7 +19,6 @@ namespace backplane::detail {
 
 namespace {
 
-constexpr std::uint8_t monitor_bit = static_cast<std::uint8_t>(link_mode::monitor);
 constexpr std::uint8_t notify_bit = static_cast<std::uint8_t>(link_mode::notify);
 
 bool wakes(wake_on waiting_for, bool message) noexcept {
