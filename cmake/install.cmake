@@ -15,10 +15,21 @@ set(_backplane_libraries "backplane|${PROJECT_SOURCE_DIR}/backplane/include")
 if(TARGET backplane_supervisor)
   list(APPEND _backplane_libraries "backplane_supervisor|${PROJECT_SOURCE_DIR}/supervisor/include")
 endif()
+if(TARGET backplane_service)
+  list(APPEND _backplane_libraries
+       "backplane_service|${PROJECT_SOURCE_DIR}/supervisor/service/include")
+endif()
 
 # The package config asks for spdlog only when the supervisor is in the package, so that a
 # core-only install does not make consumers find a logger they never use.
 set(BACKPLANE_PACKAGE_NEEDS_SPDLOG OFF)
+# The service links libsystemd (when found at build time) through pkg-config's imported target.
+set(BACKPLANE_PACKAGE_HAS_SERVICE OFF)
+set(BACKPLANE_PACKAGE_NEEDS_SYSTEMD OFF)
+if(TARGET backplane_service)
+  set(BACKPLANE_PACKAGE_HAS_SERVICE ON)
+  set(BACKPLANE_PACKAGE_NEEDS_SYSTEMD ${BACKPLANE_SERVICE_HAVE_SYSTEMD})
+endif()
 
 foreach(_entry IN LISTS _backplane_libraries)
   string(REPLACE "|" ";" _entry "${_entry}")

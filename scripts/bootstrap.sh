@@ -33,8 +33,10 @@ build_root="${BACKPLANE_BUILD_ROOT:-${repo}/build}"
 jobs="${BACKPLANE_JOBS:-2}"
 
 # What a fresh Debian 12 needs. Boost 1.81 is Debian 12's own; Asio is used header-only.
+# backplane::service needs libboost-json1.81-dev (also the supervisor's); libsystemd-dev and
+# pkg-config give it sd_notify (it builds without them, and says so).
 packages=(libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev libgtest-dev
-          libbenchmark-dev cmake g++ clang ninja-build)
+          libbenchmark-dev libsystemd-dev pkg-config cmake g++ clang ninja-build)
 
 say() { printf '\n==> %s\n' "$*"; }
 die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
