@@ -37,6 +37,8 @@ jobs="${BACKPLANE_JOBS:-2}"
 # pkg-config give it sd_notify (it builds without them, and says so).
 packages=(libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev libgtest-dev
           libbenchmark-dev libsystemd-dev pkg-config cmake g++ clang ninja-build)
+packages=(libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev libgtest-dev
+          libbenchmark-dev libsystemd-dev pkg-config cmake g++ clang ninja-build)
 
 say() { printf '\n==> %s\n' "$*"; }
 die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }

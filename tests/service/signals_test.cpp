@@ -159,3 +159,28 @@ TEST_F(Signals, FailedStartStopsTheStartedChildren) {
 }
 
 }  // namespace
+
+namespace {
+
+using namespace backplane;
+using namespace backplane::test;
+
+TEST_F(Signals, SigtermAfterABackoffRestartStopsCleanly) {
+  auto s = spec();
+  auto web = worker("web", [](child_context& c) -> boost::asio::awaitable<work_result> {
+    if (c.incarnation == 1) return crash_soon();
+    return serve("web", nullptr);
+  });
+  web.backoff = backoff_policy{.initial = std::chrono::seconds(1), .jitter = 0};
+  s.children = {server("a", &log), web};
+  run(std::move(s));
+  clock->advance(std::chrono::seconds(1));
+  idle();
+  ASSERT_EQ(events.back().event, supervisor_event_kind::restarted);
+  std::raise(SIGTERM);
+  idle();
+  ASSERT_TRUE(status);
+  EXPECT_EQ(*status, service_exit::clean);
+}
+
+}  // namespace

@@ -2,6 +2,7 @@
 
 #include "service_runner.hpp"
 
+#include "http_server.hpp"
 #include "tree_state.hpp"
 
 #include <fmt/format.h>
@@ -113,8 +114,19 @@ void service_runner::started(boost::system::result<supervisor, start_failure> r)
           self->finish(service_exit::clean);
         }
       }));
+  if (options_.http) {
+    try {
+      http_ = http_server::start(ctx_, *options_.http, *root_, state_);
+    } catch (std::exception const& e) {
+      // An address that cannot be bound is the service failing to start: the tree stops.
+      logger_->error("service: cannot serve HTTP on {}:{}: {}", options_.http->address,
+                     options_.http->port, e.what());
+      start_status_ = service_exit::failed_start;
+      stop_asked_ = true;
+    }
+  }
   if (stop_asked_) {
-    begin_stop("signal during the start");
+    begin_stop(start_status_ ? "HTTP not served" : "signal during the start");
     return;
   }
   notifier_.notify("READY=1\n" + systemd_notifier::status_line(status_summary()));
@@ -202,6 +214,7 @@ void service_runner::finish(service_exit status) {
   boost::system::error_code ignored;
   signals_.cancel(ignored);
   signals_.clear(ignored);
+  if (http_) http_->stop();
   auto text = fmt::format("service: ended: {} (exit status {})", to_string(status), to_int(status));
   if (status == service_exit::clean) {
     logger_->info(text);

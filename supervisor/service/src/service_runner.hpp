@@ -17,6 +17,7 @@
 
 namespace backplane::detail {
 
+class http_server;
 class tree_state;
 
 /// Runs one root supervisor as a service. Everything it decides happens on its own strand,
@@ -60,6 +61,7 @@ class service_runner : public std::enable_shared_from_this<service_runner> {
 
   // On strand_.
   std::optional<supervisor> root_;
+  std::shared_ptr<http_server> http_;
   bool stop_asked_ = false;  // a signal arrived (perhaps before the root started)
   bool stopping_ = false;    // the root was asked to stop
   bool done_ = false;

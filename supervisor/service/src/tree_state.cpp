@@ -30,6 +30,8 @@ void tree_state::record(supervisor_event const& e) {
         // "restart", "restart in 200ms", "retry", "retry in 1s": the child is down until its
         // `restarted` event; "none (...)" means nobody will start it again.
         c.restart_pending = starts_with(e.action, "restart") || starts_with(e.action, "retry");
+        c.status = c.restart_pending ? "restarting" : "stopped";
+        c.incarnation = e.incarnation;
         break;
       }
       case supervisor_event_kind::restarted: {
@@ -37,13 +39,18 @@ void tree_state::record(supervisor_event const& e) {
         ++c.restarts;
         ++restarts_;
         c.restart_pending = false;
+        c.status = "running";
+        c.incarnation = e.incarnation;
         break;
       }
       case supervisor_event_kind::intensity_exceeded:
         ++intensity_[e.supervisor];
         // The supervisor stopped every child and ended: nothing of it is pending any more.
         for (auto& [key, c] : children_) {
-          if (key.first == e.supervisor) c.restart_pending = false;
+          if (key.first == e.supervisor) {
+            c.restart_pending = false;
+            c.status = "stopped";
+          }
         }
         break;
       case supervisor_event_kind::shutdown_error: break;

@@ -28,6 +28,8 @@ class tree_state : public std::enable_shared_from_this<tree_state> {
     std::uint64_t restarts = 0;  ///< `restarted` events
     std::uint64_t crashes = 0;   ///< `child_terminated` events whose reason is not "clean"
     bool restart_pending = false;
+    std::string status = "running";  ///< as the last event left it: running, restarting, stopped
+    std::uint64_t incarnation = 0;   ///< the last event's
     std::string last_reason{};
   };
 

@@ -1,0 +1,336 @@
+// The HTTP endpoints hit by a real Beast client on 127.0.0.1 and an ephemeral port. The
+// service runs on a thread of its own; the test waits for the tree's events (never for time)
+// and moves the manual clock by hand.
+
+#include "children.hpp"
+
+#include <backplane/service/run_service.hpp>
+
+#include <gtest/gtest.h>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
+#include <optional>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+
+namespace {
+
+using namespace backplane;
+using namespace backplane::test;
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using asio::ip::tcp;
+
+/// A child that fails at its first incarnation and serves from the second on.
+child_spec fails_once(std::string id) {
+  auto spec = worker(id, [](child_context& c) -> asio::awaitable<work_result> {
+    if (c.incarnation == 1) return crash_soon();
+    return serve("web", nullptr);
+  });
+  spec.backoff = backoff_policy{.initial = std::chrono::seconds(1), .jitter = 0};
+  return spec;
+}
+
+class Http : public ::testing::Test {
+ protected:
+  asio::io_context ctx;
+  std::shared_ptr<manual_clock> clock = std::make_shared<manual_clock>();
+  std::thread runner;
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<supervisor_event> events;
+  std::optional<tcp::endpoint> endpoint;
+  std::optional<service_exit> status;
+
+  /// app: db (a nested supervisor with conn), web (fails once, restarts after 1 s of the
+  /// manual clock), cache.
+  supervisor_spec tree() {
+    auto s = root_spec(clock);
+    supervisor_spec db;
+    db.name = "db";
+    db.children = {server("conn")};
+    s.children = {supervisor_child("db", db), fails_once("web"), server("cache")};
+    s.observer = [this](supervisor_event const& e) {
+      std::lock_guard lock(mutex);
+      events.push_back(e);
+      changed.notify_all();
+    };
+    return s;
+  }
+
+  void start(supervisor_spec s,
+             std::chrono::nanoseconds request_deadline = std::chrono::seconds(30)) {
+    service_options o;
+    o.systemd = false;
+    o.logger = muted_logger();
+    o.http = http_options{};
+    o.http->port = 0;
+    o.http->request_deadline = request_deadline;
+    o.http->max_request_bytes = 4096;
+    o.http->on_listen = [this](tcp::endpoint ep) {
+      std::lock_guard lock(mutex);
+      endpoint = ep;
+      changed.notify_all();
+    };
+    async_run_service(ctx, std::move(s), o, [this](service_exit e) {
+      std::lock_guard lock(mutex);
+      status = e;
+      changed.notify_all();
+    });
+    runner = std::thread([this] { ctx.run(); });
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [this] { return endpoint.has_value() || status.has_value(); });
+    ASSERT_TRUE(endpoint) << "the service ended before listening";
+  }
+
+  /// Waits until an event of `kind` about `child` has been observed.
+  void wait_for(supervisor_event_kind kind, std::string const& child) {
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [&] {
+      for (auto const& e : events) {
+        if (e.event == kind && e.child == child) return true;
+      }
+      return false;
+    });
+  }
+
+  /// Lets `web` crash, then restarts it by moving the clock past its backoff.
+  void crash_and_restart_web() {
+    wait_for(supervisor_event_kind::child_terminated, "web");
+    // The crash is reported before the restart's timer is scheduled: a round trip through the
+    // root (which answers once it has handled the crash) makes sure the timer is there.
+    expect_alive();
+    clock->advance(std::chrono::seconds(1));
+    wait_for(supervisor_event_kind::restarted, "web");
+  }
+
+  void TearDown() override {
+    if (!runner.joinable()) return;
+    std::unique_lock lock(mutex);
+    // Raised only while the service's handler is installed: without it SIGTERM would end the
+    // test process.
+    EXPECT_FALSE(status) << "the service ended early: " << to_string(*status);
+    if (!status) {
+      lock.unlock();
+      std::raise(SIGTERM);
+      lock.lock();
+      changed.wait(lock, [this] { return status.has_value(); });
+      EXPECT_EQ(*status, service_exit::clean);
+    }
+    lock.unlock();
+    ctx.stop();
+    runner.join();
+  }
+
+  http::response<http::string_body> get(std::string const& target,
+                                        http::verb verb = http::verb::get) {
+    asio::io_context io;
+    tcp::socket socket(io);
+    socket.connect(*endpoint);
+    http::request<http::empty_body> req{verb, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    http::write(socket, req);
+    boost::beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(socket, buffer, res);
+    return res;
+  }
+
+  /// Sends `raw` and reads until the server closes the connection.
+  std::string exchange(std::string const& raw) {
+    asio::io_context io;
+    tcp::socket socket(io);
+    socket.connect(*endpoint);
+    asio::write(socket, asio::buffer(raw));
+    std::string out;
+    boost::system::error_code ec;
+    asio::read(socket, asio::dynamic_buffer(out), ec);
+    EXPECT_EQ(ec, asio::error::eof);
+    return out;
+  }
+
+  void expect_alive() {
+    auto res = get("/livez");
+    EXPECT_EQ(res.result(), http::status::ok);
+  }
+};
+
+TEST_F(Http, LivezAnswersWhileTheRootDoes) {
+  start(tree());
+  auto res = get("/livez");
+  EXPECT_EQ(res.result(), http::status::ok);
+  EXPECT_EQ(res.body(), "ok\n");
+}
+
+TEST_F(Http, ReadyzIs503WhileAChildWaitsForItsRestartThen200) {
+  start(tree());
+  wait_for(supervisor_event_kind::child_terminated, "web");
+  auto res = get("/readyz");
+  EXPECT_EQ(res.result(), http::status::service_unavailable);
+  EXPECT_NE(res.body().find("permanent child web is restarting"), std::string::npos) << res.body();
+  clock->advance(std::chrono::seconds(1));
+  wait_for(supervisor_event_kind::restarted, "web");
+  res = get("/readyz");
+  EXPECT_EQ(res.result(), http::status::ok) << res.body();
+  EXPECT_EQ(res.body(), "ready\n");
+}
+
+TEST_F(Http, TreeIsJsonWithPathsStatusIncarnationAndBudget) {
+  start(tree());
+  crash_and_restart_web();
+  auto res = get("/tree");
+  ASSERT_EQ(res.result(), http::status::ok);
+  EXPECT_EQ(res[http::field::content_type], "application/json");
+  auto const tree = boost::json::parse(res.body()).as_object();
+  EXPECT_EQ(tree.at("path").as_string(), "app");
+  EXPECT_TRUE(tree.at("answered").as_bool());
+  auto const& budget = tree.at("budget").as_object();
+  EXPECT_EQ(budget.at("restarts_in_window").to_number<int>(), 1);
+  EXPECT_EQ(budget.at("max_restarts").to_number<int>(), 3);
+  EXPECT_EQ(budget.at("period_ms").to_number<int>(), 5000);
+  auto const& children = tree.at("children").as_array();
+  ASSERT_EQ(children.size(), 3U);
+  auto const& db = children[0].as_object();
+  EXPECT_EQ(db.at("path").as_string(), "app/db");
+  EXPECT_EQ(db.at("kind").as_string(), "supervisor");
+  EXPECT_EQ(db.at("status").as_string(), "running");
+  auto const& web = children[1].as_object();
+  EXPECT_EQ(web.at("id").as_string(), "web");
+  EXPECT_EQ(web.at("status").as_string(), "running");
+  EXPECT_EQ(web.at("restart").as_string(), "permanent");
+  EXPECT_EQ(web.at("incarnation").to_number<int>(), 2);
+  EXPECT_EQ(web.at("restarts").to_number<int>(), 1);
+  EXPECT_EQ(web.at("crashes").to_number<int>(), 1);
+  EXPECT_NE(web.at("last_reason").as_string().find("boom"), boost::json::string::npos);
+  EXPECT_TRUE(web.at("device").is_string());
+}
+
+TEST_F(Http, MetricsAreValidPrometheusText) {
+  start(tree());
+  crash_and_restart_web();
+  auto res = get("/metrics");
+  ASSERT_EQ(res.result(), http::status::ok);
+  EXPECT_EQ(res[http::field::content_type], "text/plain; version=0.0.4; charset=utf-8");
+  // Every line is a comment (# HELP / # TYPE) or a sample: name{label="value",...} number.
+  std::regex const sample(R"re(([a-z_]+)\{((?:[a-z_]+="(?:[^"\\]|\\.)*",?)*)\} ([0-9.e+-]+))re");
+  std::regex const comment(R"re(# (HELP|TYPE) [a-z_]+ .+)re");
+  std::map<std::string, double> values;
+  std::istringstream in(res.body());
+  std::string line;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (std::regex_match(line, m, sample)) {
+      values[m[1].str() + "{" + m[2].str() + "}"] = std::stod(m[3].str());
+    } else {
+      EXPECT_TRUE(std::regex_match(line, comment)) << "not Prometheus text: " << line;
+    }
+  }
+  EXPECT_EQ(values.at(R"(backplane_child_restarts_total{supervisor="app",child="web"})"), 1);
+  EXPECT_EQ(values.at(R"(backplane_child_crashes_total{supervisor="app",child="web"})"), 1);
+  EXPECT_EQ(values.at(R"(backplane_children{supervisor="app",status="running"})"), 3);
+  EXPECT_EQ(values.at(R"(backplane_children{supervisor="app",status="restarting"})"), 0);
+  EXPECT_EQ(values.at(R"(backplane_intensity_exceeded_total{supervisor="app"})"), 0);
+  EXPECT_EQ(values.at(R"(backplane_up{supervisor="app"})"), 1);
+}
+
+TEST_F(Http, EventsStreamTheReports) {
+  start(tree());
+  wait_for(supervisor_event_kind::child_terminated, "web");
+  asio::io_context io;
+  tcp::socket socket(io);
+  socket.connect(*endpoint);
+  asio::write(socket, asio::buffer(std::string("GET /events HTTP/1.1\r\nHost: x\r\n\r\n")));
+  std::string got;
+  // The kept report (web's crash) comes first; the restart follows once the clock moves.
+  asio::read_until(socket, asio::dynamic_buffer(got), "\n\n");
+  EXPECT_NE(got.find("Content-Type: text/event-stream"), std::string::npos) << got;
+  if (got.find("child_terminated") == std::string::npos) {
+    asio::read_until(socket, asio::dynamic_buffer(got), "child_terminated");
+  }
+  expect_alive();  // the restart's timer is scheduled (see crash_and_restart_web)
+  clock->advance(std::chrono::seconds(1));
+  asio::read_until(socket, asio::dynamic_buffer(got), "\"event\":\"restarted\"");
+  EXPECT_NE(got.find("event: report\ndata: {"), std::string::npos) << got;
+}
+
+TEST_F(Http, PageIsOneSelfContainedDocument) {
+  start(tree());
+  auto res = get("/");
+  ASSERT_EQ(res.result(), http::status::ok);
+  EXPECT_EQ(res[http::field::content_type], "text/html; charset=utf-8");
+  EXPECT_NE(res.body().find("<table id=\"tree\">"), std::string::npos);
+  // No external assets: nothing is loaded from elsewhere.
+  EXPECT_EQ(res.body().find("src="), std::string::npos);
+  EXPECT_EQ(res.body().find("href="), std::string::npos);
+}
+
+TEST_F(Http, UnknownPathsAndMethods) {
+  start(tree());
+  EXPECT_EQ(get("/nope").result(), http::status::not_found);
+  auto res = get("/tree", http::verb::post);
+  EXPECT_EQ(res.result(), http::status::method_not_allowed);
+  EXPECT_EQ(res[http::field::allow], "GET, HEAD");
+}
+
+TEST_F(Http, MalformedRequestIs400AndTheTreeGoesOn) {
+  start(tree());
+  auto out = exchange("NOT HTTP AT ALL\r\n\r\n");
+  EXPECT_EQ(out.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0U) << out;
+  expect_alive();
+}
+
+TEST_F(Http, HugeRequestIs400AndTheTreeGoesOn) {
+  start(tree());
+  std::string raw =
+      "GET /livez HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(8192, 'a') + "\r\n\r\n";
+  auto out = exchange(raw);
+  EXPECT_EQ(out.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0U) << out;
+  // A body where none is expected is too big as well.
+  out = exchange("GET /livez HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+  EXPECT_EQ(out.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0U) << out;
+  expect_alive();
+}
+
+TEST_F(Http, SlowRequestIsClosedAfterTheDeadline) {
+  // A real deadline, short: the connection is closed unanswered (a bounded wait).
+  start(tree(), std::chrono::milliseconds(100));
+  auto out = exchange("GET /livez HTTP/1.1\r\nHost: x\r\n");
+  EXPECT_EQ(out, "");
+  expect_alive();
+}
+
+TEST_F(Http, AnAddressInUseFailsTheStart) {
+  asio::io_context io;
+  tcp::acceptor taken(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  service_options o;
+  o.systemd = false;
+  o.logger = muted_logger();
+  o.http = http_options{};
+  o.http->port = taken.local_endpoint().port();
+  std::optional<service_exit> ended;
+  auto s = root_spec(clock);
+  s.children = {server("a")};
+  async_run_service(ctx, std::move(s), o, [&](service_exit e) { ended = e; });
+  run_until_idle(ctx);
+  ASSERT_TRUE(ended);
+  EXPECT_EQ(*ended, service_exit::failed_start);
+}
+
+}  // namespace
