@@ -40,16 +40,21 @@ packages=(libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev libgte
 packages=(libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev libgtest-dev
           libbenchmark-dev libsystemd-dev pkg-config cmake g++ clang ninja-build)
 
+# The test step's extras: the live page's test loads it in headless Chromium (skipped without).
+test_packages=(chromium)
+
 say() { printf '\n==> %s\n' "$*"; }
 die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
 
+# ensure_packages [extra packages...]: `packages` and the extras.
 ensure_packages() {
+  local wanted=("${packages[@]}" "$@")
   if ! command -v dpkg-query >/dev/null; then
-    say "not a Debian system: make sure these (or their equivalents) are installed: ${packages[*]}"
+    say "not a Debian system: make sure these (or their equivalents) are installed: ${wanted[*]}"
     return
   fi
   local missing=() p
-  for p in "${packages[@]}"; do
+  for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
       || missing+=("$p")
   done
@@ -65,7 +70,7 @@ ensure_packages() {
   say "installing ${missing[*]}"
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y --no-install-recommends "${packages[@]}"
+    apt-get install -y --no-install-recommends "${wanted[@]}"
 }
 
 generator() {
@@ -108,7 +113,7 @@ cmd_example() {
 }
 
 cmd_test() {
-  ensure_packages
+  ensure_packages "${test_packages[@]}"
   say "configuring ${build_root}/release"
   configure release
   say "building everything (library, tests, examples, benchmarks)"

@@ -168,6 +168,18 @@ std::string tree_json(tree_snapshot const& s) {
   return json::serialize(root);
 }
 
+std::string page_state_json(tree_snapshot const& s,
+                            std::vector<tree_state::report> const& reports) {
+  // Both parts are JSON documents already: spliced rather than parsed again.
+  std::string out = "{\"tree\":" + tree_json(s) + ",\"reports\":[";
+  for (std::size_t i = 0; i < reports.size(); ++i) {
+    if (i != 0) out += ',';
+    out += reports[i].json;
+  }
+  out += "],\"seq\":" + std::to_string(reports.empty() ? 0 : reports.back().seq) + "}";
+  return out;
+}
+
 std::string metrics_text(tree_snapshot const& s) {
   std::string out;
   out +=

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -42,7 +43,13 @@ struct readiness {
 /// Prometheus text exposition format, version 0.0.4.
 [[nodiscard]] std::string metrics_text(tree_snapshot const& s);
 
-/// The live page served at `/`: one HTML document, no external assets.
-[[nodiscard]] std::string const& live_page();
+/// The live page served at `/`: one HTML document, no external assets, with `initial_json`
+/// (page_state_json) inline so that it shows the tree as soon as it loads;
+/// then it follows /events and /tree.
+[[nodiscard]] std::string live_page(std::string_view initial_json);
+
+/// `{"tree": tree_json(s), "reports": [each kept report's JSON], "seq": the last report's}`.
+[[nodiscard]] std::string page_state_json(tree_snapshot const& s,
+                                          std::vector<tree_state::report> const& reports);
 
 }  // namespace backplane::detail

@@ -160,7 +160,10 @@ asio::awaitable<response> answer(http_server const& server,
                             "text/plain; version=0.0.4; charset=utf-8");
   }
   if (target == "/") {
-    co_return make_response(http::status::ok, v, live_page(), "text/html; charset=utf-8");
+    auto snap = co_await snapshot(server);
+    auto reports = server.state()->last_reports();
+    co_return make_response(http::status::ok, v, live_page(page_state_json(snap, reports)),
+                            "text/html; charset=utf-8");
   }
   co_return make_response(http::status::not_found, v,
                           "not found: try /livez, /readyz, /tree, /metrics, /events or /\n");

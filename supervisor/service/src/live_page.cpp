@@ -4,9 +4,10 @@
 
 namespace backplane::detail {
 
-std::string const& live_page() {
-  // Rows are keyed by the child's path (data-path) and carry its state as attributes, so that
-  // a test (or a script) reads them from the DOM without parsing text.
+std::string live_page(std::string_view initial_json) {
+  // The page's initial state comes inline: {"tree": <the /tree document>, "reports": [<the
+  // kept reports, oldest first>]}. Rows are keyed by the child's path (data-path) and carry its
+  // state as attributes, so that a test (or a script) reads them from the DOM without parsing text.
   static std::string const page = R"html(<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -36,6 +37,7 @@ Root budget: <span id="budget">?</span>.</p>
 </table>
 <h2>Last reports</h2>
 <ol id="reports" reversed></ol>
+<script type="application/json" id="initial">@INITIAL@</script>
 <script>
 "use strict";
 const body = document.querySelector("#tree tbody");
@@ -117,14 +119,34 @@ const events = new EventSource("/events");
 const conn = document.getElementById("conn");
 events.onopen = () => { conn.dataset.state = "live"; conn.textContent = "live"; };
 events.onerror = () => { conn.dataset.state = "down"; conn.textContent = "reconnecting"; };
-events.addEventListener("report", (m) => { report(m.data); refresh(); });
+events.addEventListener("report", (m) => {
+  // The stream starts with the kept reports: those up to `seq` came inline.
+  if (Number(m.lastEventId) <= initial.seq) return;
+  report(m.data);
+  refresh();
+});
+// The state at the time the page was served, so that it shows the tree before any request.
+const initial = JSON.parse(document.getElementById("initial").textContent);
+render(initial.tree);
+for (const r of initial.reports) report(JSON.stringify(r));
 refresh();
 setInterval(refresh, 2000);
 </script>
 </body>
 </html>
 )html";
-  return page;
+  // "</" cannot appear inside a script element; "<\/" is the same JSON string.
+  std::string data;
+  data.reserve(initial_json.size());
+  for (std::size_t i = 0; i < initial_json.size(); ++i) {
+    data.push_back(initial_json[i]);
+    if (initial_json[i] == '<' && i + 1 < initial_json.size() && initial_json[i + 1] == '/') {
+      data.push_back('\\');
+    }
+  }
+  auto out = page;
+  out.replace(out.find("@INITIAL@"), 9, data);
+  return out;
 }
 
 }  // namespace backplane::detail
