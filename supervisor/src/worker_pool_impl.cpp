@@ -30,6 +30,10 @@ std::exception_ptr error_of(boost::system::error_code ec) {
 /// Cancels one job from its submitter's cancellation slot: posted to the
 /// pool, so that the submitter is never answered inside its own emit.
 struct job_canceller {
+  // A constructor, not an aggregate: cancellation_slot::emplace constructs it with
+  // parentheses, which clang 14 does not accept for an aggregate (C++20's P0960).
+  job_canceller(std::weak_ptr<worker_pool_impl> p, asio::any_io_executor e, std::uint64_t s)
+      : pool(std::move(p)), ex(std::move(e)), sequence(s) {}
   std::weak_ptr<worker_pool_impl> pool;
   asio::any_io_executor ex;
   std::uint64_t sequence;
