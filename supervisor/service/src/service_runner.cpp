@@ -157,6 +157,7 @@ void service_runner::begin_stop(char const* why) {
   {
     std::lock_guard lock(timers_mutex_);
     watchdog_.reset();
+    watchdog_off_ = true;
     if (!timers_closed_) {
       deadline_ = clock_->schedule(
           clock_->now() + options_.stop_deadline, strand_, [self = shared_from_this()] {
@@ -179,7 +180,7 @@ void service_runner::schedule_watchdog() {
   auto interval = notifier_.watchdog_interval();
   if (!interval) return;
   std::lock_guard lock(timers_mutex_);
-  if (timers_closed_ || stopping_) return;
+  if (timers_closed_ || watchdog_off_) return;
   watchdog_ = clock_->schedule(clock_->now() + *interval, root_ex_,
                                [self = shared_from_this()] { self->ping_watchdog(); });
 }

@@ -72,6 +72,7 @@ class service_runner : public std::enable_shared_from_this<service_runner> {
   std::unique_ptr<supervisor_clock::timer> deadline_;
   std::unique_ptr<supervisor_clock::timer> watchdog_;
   bool timers_closed_ = false;
+  bool watchdog_off_ = false;  // set when stopping: systemd has heard STOPPING=1
 };
 
 }  // namespace backplane::detail
