@@ -37,8 +37,6 @@ jobs="${BACKPLANE_JOBS:-2}"
 # pkg-config give it sd_notify (it builds without them, and says so).
 packages=(libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev libgtest-dev
           libbenchmark-dev libsystemd-dev pkg-config cmake g++ clang ninja-build)
-packages=(libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev libgtest-dev
-          libbenchmark-dev libsystemd-dev pkg-config cmake g++ clang ninja-build)
 
 # The test step's extras: the live page's test loads it in headless Chromium (skipped without).
 test_packages=(chromium)

@@ -84,7 +84,8 @@ TEST_F(Signals, SigtermDuringARestartBackoffStopsWithoutRestarting) {
   // The crash has been reported and the restart waits for its backoff on the manual clock.
   ASSERT_EQ(events.size(), 1U);
   EXPECT_EQ(events[0].event, supervisor_event_kind::child_terminated);
-  EXPECT_EQ(events[0].action, "restart in 1000ms");
+  EXPECT_EQ(events[0].action, supervisor_action::restart);
+  EXPECT_EQ(events[0].delay, std::chrono::nanoseconds(std::chrono::seconds(1)));
   std::raise(SIGTERM);
   idle();
   ASSERT_TRUE(status);

@@ -109,8 +109,9 @@ function report(text) {
   const li = document.createElement("li");
   li.dataset.event = e.event;
   li.dataset.child = e.supervisor + "/" + e.child;
-  li.textContent = e.event + " " + e.supervisor + "/" + e.child +
-    " #" + e.incarnation + " " + (e.reason || "") + " -> " + e.action;
+  const why = [e.kind, e.exception_type, e.message].filter((x) => x).join(": ");
+  li.textContent = e.event + " " + e.supervisor + "/" + (e.child || "") +
+    " #" + e.incarnation + " " + why + " -> " + e.action;
   list.prepend(li);
   while (list.children.length > 20) list.lastChild.remove();
 }

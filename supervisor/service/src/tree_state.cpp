@@ -6,14 +6,6 @@
 
 namespace backplane::detail {
 
-namespace {
-
-bool starts_with(std::string_view s, std::string_view prefix) {
-  return s.substr(0, prefix.size()) == prefix;
-}
-
-}  // namespace
-
 void tree_state::record(supervisor_event const& e) {
   std::vector<std::shared_ptr<subscriber>> to_tell;
   report r;
@@ -23,13 +15,14 @@ void tree_state::record(supervisor_event const& e) {
       case supervisor_event_kind::child_terminated:
       case supervisor_event_kind::start_error: {
         auto& c = children_[{e.supervisor, e.child}];
-        if (e.reason != "clean") {
+        if (e.reason.kind != reason_kind::clean && e.reason.kind != reason_kind::none) {
           ++c.crashes;
-          c.last_reason = e.reason;
+          c.last_reason = to_string(e.reason);
         }
-        // "restart", "restart in 200ms", "retry", "retry in 1s": the child is down until its
-        // `restarted` event; "none (...)" means nobody will start it again.
-        c.restart_pending = starts_with(e.action, "restart") || starts_with(e.action, "retry");
+        // restart or retry (perhaps after a delay): the child is down until its `restarted`
+        // event; any other action means nobody will start it again.
+        c.restart_pending =
+            e.action == supervisor_action::restart || e.action == supervisor_action::retry;
         c.status = c.restart_pending ? "restarting" : "stopped";
         c.incarnation = e.incarnation;
         break;
