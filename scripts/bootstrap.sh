@@ -4,6 +4,9 @@
 #
 #   ./scripts/bootstrap.sh example     install missing packages, build, run the main example
 #   ./scripts/bootstrap.sh test        the same set-up, then build and run the whole test suite
+#   ./scripts/bootstrap.sh test-uring  the whole test suite again, built with Asio's io_uring
+#                                      backend (-DBACKPLANE_ASIO_IO_URING=ON); skipped, saying
+#                                      so, when this kernel or container refuses io_uring
 #   ./scripts/bootstrap.sh sanitize    the test suite under ASan+UBSan, then under TSan
 #                                      (`sanitize address` or `sanitize thread` for one of them)
 #   ./scripts/bootstrap.sh clang       build the libraries, tests and examples with clang++
@@ -34,9 +37,10 @@ jobs="${BACKPLANE_JOBS:-2}"
 
 # What a fresh Debian 12 needs. Boost 1.81 is Debian 12's own; Asio is used header-only.
 # backplane::service needs libboost-json1.81-dev (also the supervisor's); libsystemd-dev and
-# pkg-config give it sd_notify (it builds without them, and says so).
+# pkg-config give it sd_notify (it builds without them, and says so). liburing-dev (with
+# pkg-config): the io_uring build (test-uring) and the configuration check's test.
 packages=(libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev libgtest-dev
-          libbenchmark-dev libsystemd-dev pkg-config cmake g++ clang ninja-build)
+          libbenchmark-dev libsystemd-dev pkg-config cmake g++ clang ninja-build liburing-dev)
 
 # The test step's extras: the live page's test loads it in headless Chromium (skipped without).
 test_packages=(chromium)
@@ -118,6 +122,48 @@ cmd_test() {
   build release
   say "running the test suite"
   run_ctest release
+}
+
+# Succeeds when this machine lets a program set up an io_uring instance. Containers and
+# hardened kernels often refuse io_uring_setup (seccomp, kernel.io_uring_disabled); Asio's
+# io_uring backend cannot run there at all. Prints why on failure.
+io_uring_usable() {
+  local dir="${build_root}/uring-probe"
+  mkdir -p "$dir"
+  cat >"${dir}/probe.c" <<'PROBE'
+#include <liburing.h>
+#include <stdio.h>
+#include <string.h>
+int main(void) {
+  struct io_uring ring;
+  int e = io_uring_queue_init(8, &ring, 0);
+  if (e < 0) {
+    fprintf(stderr, "io_uring_queue_init: %s\n", strerror(-e));
+    return 1;
+  }
+  io_uring_queue_exit(&ring);
+  return 0;
+}
+PROBE
+  # shellcheck disable=SC2046
+  gcc "${dir}/probe.c" -o "${dir}/probe" $(pkg-config --cflags --libs liburing) >&2 \
+    || die "cannot build an io_uring program (is liburing-dev installed?)"
+  "${dir}/probe"
+}
+
+cmd_test_uring() {
+  ensure_packages
+  local why
+  if ! why="$(io_uring_usable 2>&1)"; then
+    say "io_uring: SKIPPED, this kernel or container refuses io_uring (${why}); the epoll build is the one tested here"
+    return 0
+  fi
+  say "io_uring: configuring ${build_root}/uring (-DBACKPLANE_ASIO_IO_URING=ON)"
+  configure uring -DBACKPLANE_ASIO_IO_URING=ON -DBACKPLANE_BUILD_BENCH=OFF -DBACKPLANE_INSTALL=OFF
+  say "io_uring: building the tests and examples"
+  build uring
+  say "io_uring: running the test suite"
+  run_ctest uring
 }
 
 # A TSan binary cannot start when the kernel randomises mmap more than TSan expects (recent
@@ -248,6 +294,7 @@ main() {
   case "$cmd" in
     example) cmd_example ;;
     test) cmd_test ;;
+    test-uring) cmd_test_uring ;;
     sanitize) cmd_sanitize "$@" ;;
     clang) cmd_clang ;;
     consumer) cmd_consumer ;;

@@ -3,6 +3,7 @@
 
 #include <backplane/crash.hpp>
 #include <backplane/describe.hpp>
+#include <backplane/detail/config_check.hpp>
 #include <backplane/device.hpp>
 #include <backplane/device_id.hpp>
 #include <backplane/fault.hpp>

@@ -2,6 +2,7 @@
 // crash: why a managed device stopped, as returned by part_manage and manage.
 
 #include <backplane/describe.hpp>
+#include <backplane/detail/config_check.hpp>
 #include <backplane/device_id.hpp>
 #include <backplane/fault.hpp>
 

@@ -1,6 +1,8 @@
 #pragma once
 // describe: turn an exception into one line an operator can read.
 
+#include <backplane/detail/config_check.hpp>
+
 #include <exception>
 #include <string>
 

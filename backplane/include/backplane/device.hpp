@@ -1,6 +1,7 @@
 #pragma once
 // device: a coroutine's presence on the backplane.
 
+#include <backplane/detail/config_check.hpp>
 #include <backplane/detail/state.hpp>
 #include <backplane/detail/wait_op.hpp>
 #include <backplane/device_id.hpp>

@@ -1,6 +1,8 @@
 #pragma once
 // device_id: the name of a device, unique for the life of the process.
 
+#include <backplane/detail/config_check.hpp>
+
 #include <compare>
 #include <cstdint>
 #include <functional>

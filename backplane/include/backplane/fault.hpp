@@ -1,6 +1,7 @@
 #pragma once
 // fault: why a device disconnected unsuccessfully.
 
+#include <backplane/detail/config_check.hpp>
 #include <backplane/device_id.hpp>
 
 #include <cstdint>

@@ -2,6 +2,7 @@
 // fmt formatters for the backplane's public value types.
 
 #include <backplane/crash.hpp>
+#include <backplane/detail/config_check.hpp>
 #include <backplane/device_id.hpp>
 #include <backplane/fault.hpp>
 #include <backplane/link_error.hpp>

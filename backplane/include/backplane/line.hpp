@@ -1,6 +1,7 @@
 #pragma once
 // line: a cheap, copyable, thread-safe reference to a device.
 
+#include <backplane/detail/config_check.hpp>
 #include <backplane/detail/state.hpp>
 #include <backplane/device_id.hpp>
 #include <backplane/link_error.hpp>

@@ -1,6 +1,8 @@
 #pragma once
 // link_error: why linking through a line failed.
 
+#include <backplane/detail/config_check.hpp>
+
 #include <boost/system/error_code.hpp>
 
 #include <type_traits>

@@ -1,6 +1,8 @@
 #pragma once
 // link_mode: which way disconnect notifications flow across a link.
 
+#include <backplane/detail/config_check.hpp>
+
 #include <cstdint>
 
 namespace backplane {

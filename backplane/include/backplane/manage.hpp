@@ -3,6 +3,7 @@
 // its linked devices' faults into a crash or a success.
 
 #include <backplane/crash.hpp>
+#include <backplane/detail/config_check.hpp>
 #include <backplane/detail/state.hpp>
 #include <backplane/detail/wait_op.hpp>
 #include <backplane/device.hpp>

@@ -1,6 +1,7 @@
 #pragma once
 // message: what a device can find in its mailbox.
 
+#include <backplane/detail/config_check.hpp>
 #include <backplane/device_id.hpp>
 #include <backplane/fault.hpp>
 

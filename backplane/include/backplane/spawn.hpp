@@ -1,6 +1,7 @@
 #pragma once
 // spawn: start a coroutine that owns a device.
 
+#include <backplane/detail/config_check.hpp>
 #include <backplane/device.hpp>
 #include <backplane/fault.hpp>
 #include <backplane/line.hpp>

@@ -1,6 +1,7 @@
 #pragma once
 // watch: the first of a device's next message and its work's outcome.
 
+#include <backplane/detail/config_check.hpp>
 #include <backplane/detail/state.hpp>
 #include <backplane/detail/wait_op.hpp>
 #include <backplane/device.hpp>

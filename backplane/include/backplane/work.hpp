@@ -1,6 +1,7 @@
 #pragma once
 // work: a coroutine run beside a device, whose result waits until watch takes it.
 
+#include <backplane/detail/config_check.hpp>
 #include <backplane/detail/state.hpp>
 
 #include <boost/asio/any_io_executor.hpp>

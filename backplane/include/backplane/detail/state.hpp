@@ -2,6 +2,7 @@
 // Not API. The shared state behind a device and its lines, as far as the
 // header-only parts need to see it; the rest lives in src/device_state.hpp.
 
+#include <backplane/detail/config_check.hpp>
 #include <backplane/device_id.hpp>
 #include <backplane/link_mode.hpp>
 #include <backplane/message.hpp>

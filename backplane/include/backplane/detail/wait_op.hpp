@@ -2,6 +2,7 @@
 // Not API. The thin template shim between an Asio completion token and the
 // compiled mailbox: one node type per handler type, everything else in src/.
 
+#include <backplane/detail/config_check.hpp>
 #include <backplane/detail/state.hpp>
 
 #include <boost/asio/associated_allocator.hpp>
