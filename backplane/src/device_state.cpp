@@ -99,7 +99,7 @@ void disconnect(state_header* h, std::optional<fault> f, std::exception_ptr cons
     std::lock_guard lock(s->mu);
     if (!s->connected) return;
     s->connected = false;
-    links = s->links.take();
+    if (s->links.size() != 0) links = s->links.take();
     w = std::exchange(s->parked, nullptr);
     s->inbox.clear();
   }

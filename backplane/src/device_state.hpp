@@ -4,6 +4,7 @@
 #include "link_table.hpp"
 #include "mailbox.hpp"
 #include "spin_mutex.hpp"
+#include "state_cache.hpp"
 
 #include <backplane/detail/state.hpp>
 
@@ -17,6 +18,11 @@ class waiter_service;
 /// which the owning waiter_service guards.
 struct device_state : state_header {
   explicit device_state(device_id i) noexcept : state_header(i) {}
+
+  // Memory from a per-thread cache (state_cache.hpp): a device costs no malloc in the
+  // steady state.
+  static void* operator new(std::size_t size) { return allocate_state_block(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { free_state_block(p, size); }
 
   spin_mutex mu;
   bool connected = true;

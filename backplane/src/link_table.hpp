@@ -143,8 +143,7 @@ class link_table {
 
   /// Moves every entry out, leaving the table empty.
   [[nodiscard]] link_vector take() noexcept {
-    index_.clear();
-    index_.shrink_to_fit();
+    if (index_.capacity() != 0) std::vector<std::uint32_t>().swap(index_);
     return std::move(entries_);
   }
 

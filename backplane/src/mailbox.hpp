@@ -40,8 +40,7 @@ class mailbox {
 
   void clear() noexcept {
     head_.reset();
-    rest_.clear();
-    rest_.shrink_to_fit();
+    if (rest_.capacity() != 0) std::vector<message>().swap(rest_);
     next_ = 0;
   }
 

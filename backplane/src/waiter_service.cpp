@@ -54,6 +54,9 @@ void waiter_service::remove_locked(device_state* s) noexcept {
 }
 
 void waiter_service::delist(device_state* s) noexcept {
+  // Most devices never wait (or were delisted already): skip the locked exchange. The owner
+  // is the only one that lists a state, so a null seen here cannot turn non-null under us.
+  if (s->service.load(std::memory_order_acquire) == nullptr) return;
   waiter_service* svc = s->service.exchange(nullptr, std::memory_order_acq_rel);
   if (!svc) return;
   std::lock_guard lock(svc->mu_);
