@@ -288,6 +288,7 @@ bool supervisor_impl::start_incarnation(child_record& r, event_reason& why) {
     // exception, and that second throw escapes io_context::run instead of
     // reaching the completion handler). And the device is only touched on
     // the child's executor, where the work's end disconnects it.
+    run->managed = true;
     managed->launch(cex, run->cancel.slot(), run);
     asio::dispatch(cex, [run] {
       if (!run->finished.load(std::memory_order_relaxed)) listen(run);
@@ -416,6 +417,27 @@ void supervisor_impl::kill(child_record& r) {
   });
 }
 
+void supervisor_impl::request_stop(child_record& r) {
+  if (!r.run || !r.run->managed || r.run->on_kill) {
+    (void)r.ln.request_shutdown(id_);
+    return;
+  }
+  // A managed work ends the way its listener ends it on a shutdown request (a clean end, the
+  // work cancelled), without the request's trip through the device's mailbox: the
+  // listener's wake-up is one executor pass per stopped child, and a group stop makes them in
+  // a row. Done on the child's executor (inline when it is ours), where the listener runs. A
+  // work that took its device is asked through its device, for its new owner to decide.
+  asio::dispatch(r.run->ctx.executor, [run = r.run, ln = r.ln, requester = id_] {
+    if (run->finished.load(std::memory_order_relaxed) || run->ended_by_message) return;
+    if (!run->dev.valid()) {
+      (void)ln.request_shutdown(requester);
+      return;
+    }
+    (void)run->ends_on(backplane::shutdown{requester});
+    run->cancel.emit(asio::cancellation_type::terminal);
+  });
+}
+
 void supervisor_impl::retire(backplane::line const& l) {
   dev_.unlink_line(l, link_mode::peer);
   // Unlinked, it can no longer tell us it went away; if it already did, the
@@ -520,7 +542,7 @@ asio::awaitable<void> supervisor_impl::stop_child(child_record& r) {
   if (pol.is_brutal() || killed_) {
     kill(r);
   } else {
-    (void)r.ln.request_shutdown(id_);
+    request_stop(r);
   }
   std::optional<supervisor_clock::time_point> deadline;
   if (pol.is_timeout()) deadline = clock_->now() + pol.time();

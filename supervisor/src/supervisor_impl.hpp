@@ -73,6 +73,8 @@ struct child_run final : detail::managed_end {
   // when a message ended it (a linked device's fault, a shutdown request):
   // the device then disconnects with `end_fault`, whatever the work returns.
   bool ended_by_message = false;
+  /// A managed work the supervisor listens for (set before it starts).
+  bool managed = false;
   std::optional<fault> end_fault;
   std::exception_ptr end_cause;  // with end_fault, when the supervisor knows why
 
@@ -187,6 +189,8 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   boost::asio::awaitable<bool> await_exit(child_record& r,
                                           std::optional<supervisor_clock::time_point> deadline);
   void kill(child_record& r);
+  /// Asks a running child to stop, as a shutdown request from this supervisor would.
+  void request_stop(child_record& r);
   void abandon(child_record& r);
   /// Unlinks a device we no longer watch; remembers its id if its exit may
   /// already be in the mailbox.
