@@ -178,6 +178,32 @@ TEST_F(ManagedWork, AShutdownRequestCancelsTheWorkAndEndsCleanly) {
   stop(sup);
 }
 
+TEST_F(ManagedWork, AStopReachesTheWorkWithoutATripThroughItsMailbox) {
+  // A stop plays the listener's part itself (a clean end, the work cancelled) instead of
+  // sending the shutdown request to the device for the listener to hear: with a reactor on
+  // the context each handler in a row is one more epoll_wait, and a group stop makes them
+  // child after child. Counted in handlers run on this single thread: the call's hop to the
+  // supervisor, its wake-up, then the work's timer completing. Through the mailbox it took four.
+  auto s = spec();
+  s.children = {child("w", restart_type::transient)};
+  auto sup = start(std::move(s));
+  bool replied = false;
+  sup.async_terminate_child("w", [&replied](boost::system::error_code ec) {
+    EXPECT_FALSE(ec);
+    replied = true;
+  });
+  std::size_t handlers = 0;
+  while (w->log.size() < 2 && ctx.poll_one() != 0) ++handlers;
+  EXPECT_EQ(w->log, (strings{"run", "cancelled"}));
+  EXPECT_EQ(handlers, 3u);
+  idle();
+  EXPECT_TRUE(replied);
+  // As on a request: a clean end within the timeout, no shutdown error.
+  EXPECT_TRUE(of_kind(supervisor_event_kind::shutdown_error).empty());
+  EXPECT_EQ(info(sup, "w")->status, child_status::stopped);
+  stop(sup);
+}
+
 TEST_F(ManagedWork, BrutalShutdownCancelsTheWork) {
   auto s = spec();
   auto c = child("w");
