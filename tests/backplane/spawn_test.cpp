@@ -5,6 +5,7 @@
 #include <backplane/backplane.hpp>
 
 #include <gtest/gtest.h>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -39,6 +40,26 @@ TEST(Spawn, NormalReturnIsACleanDisconnect) {
   EXPECT_FALSE(l.connected());
   EXPECT_EQ(monitor.try_receive(), message(disconnected{l.id(), std::nullopt}));
   EXPECT_FALSE(monitor.try_receive());
+}
+
+TEST(Spawn, AnEndWithoutSuspendingIsHeardOnTheNextPass) {
+  // co_spawn passes once more through the queue after a coroutine that never suspended. The
+  // device ends before that, so its monitor wakes on the pass after the body's, not two later
+  // (with a reactor on the context, each pass is an epoll_wait).
+  asio::io_context ctx;
+  device monitor;
+  auto l = spawn(ctx, device(), [](device&) -> asio::awaitable<void> { co_return; });
+  ASSERT_FALSE(monitor.link_line(l, link_mode::monitor));
+  std::optional<message> heard;
+  monitor.async_receive(asio::bind_executor(ctx, [&heard](boost::system::error_code ec, message m) {
+    EXPECT_FALSE(ec);
+    heard = std::move(m);
+  }));
+  std::size_t handlers = 0;
+  while (!heard && ctx.poll_one() != 0) ++handlers;
+  EXPECT_EQ(heard, message(disconnected{l.id(), std::nullopt}));
+  EXPECT_EQ(handlers, 2u);  // the body's start, then the monitor's wake-up
+  run_until_idle(ctx);
 }
 
 TEST(Spawn, ExceptionIsAnErrorFault) {

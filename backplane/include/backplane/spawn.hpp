@@ -21,24 +21,52 @@ namespace backplane {
 namespace detail {
 
 /// The spawned device, boxed so that `fn` can hold a reference to it while the
-/// box moves into co_spawn's completion handler. (A wrapper coroutine owning
-/// the device would cost a third coroutine frame per spawn, one more than
-/// Asio's per-thread frame cache holds; an 8-byte malloc is cheaper.)
+/// box moves into co_spawn's completion handler.
 using device_box = std::unique_ptr<device>;
 
 inline device_box box_device(device d) { return std::make_unique<device>(std::move(d)); }
 
-/// Runs inside co_spawn's entry point, so a throw from `fn` itself is caught
-/// there like one from its coroutine body.
+template <class Awaitable>
+struct awaitable_executor;
+template <class T, class Executor>
+struct awaitable_executor<boost::asio::awaitable<T, Executor>> {
+  using type = Executor;
+};
+
+/// `fn(d)`, then the device's end, in the coroutine itself. Disconnecting here rather than in
+/// co_spawn's completion handler matters when `fn` returns without ever suspending: co_spawn
+/// then posts once more before it completes, and the monitors would only hear of the end
+/// after that extra pass through the queue (with a reactor on the context, one more
+/// epoll_wait per spawn). A throw from `fn` itself, or from its coroutine, ends here too.
+template <class Fn>
+auto run_then_disconnect(Fn& fn, device& d) -> boost::asio::awaitable<
+    void, typename awaitable_executor<std::invoke_result_t<Fn&, device&>>::type> {
+  std::exception_ptr thrown;
+  try {
+    (void)co_await std::invoke(fn, d);
+  } catch (...) {
+    thrown = std::current_exception();
+  }
+  if (d.valid()) {
+    if (thrown) {
+      d.disconnect(fault::error(), thrown);
+    } else {
+      d.disconnect();
+    }
+  }
+}
+
+/// Runs inside co_spawn's entry point.
 template <class Fn>
 struct spawn_entry {
   Fn fn;
   device* d;
-  auto operator()() { return std::invoke(fn, *d); }
+  auto operator()() { return run_then_disconnect(fn, *d); }
 };
 
-/// co_spawn's completion: a normal return disconnects cleanly, an escaped
-/// exception with fault::error(); a device moved away by `fn` is left alone.
+/// co_spawn's completion: the device has normally ended in run_then_disconnect already; if
+/// the coroutine could not even start (no memory for its frame), the escaped exception ends
+/// the device with fault::error(); a device moved away by `fn` is left alone.
 struct spawn_done {
   device_box box;
   template <class... Result>
