@@ -20,12 +20,6 @@ namespace backplane {
 
 namespace detail {
 
-/// The spawned device, boxed so that `fn` can hold a reference to it while the
-/// box moves into co_spawn's completion handler.
-using device_box = std::unique_ptr<device>;
-
-inline device_box box_device(device d) { return std::make_unique<device>(std::move(d)); }
-
 template <class Awaitable>
 struct awaitable_executor;
 template <class T, class Executor>
@@ -56,29 +50,20 @@ auto run_then_disconnect(Fn& fn, device& d) -> boost::asio::awaitable<
   }
 }
 
-/// Runs inside co_spawn's entry point.
+/// The function co_spawn runs: co_spawn keeps it in its entry point's frame for the
+/// coroutine's whole life, so the device lives there too, at an address `fn` may keep.
 template <class Fn>
 struct spawn_entry {
   Fn fn;
-  device* d;
-  auto operator()() { return run_then_disconnect(fn, *d); }
+  device d;
+  auto operator()() { return run_then_disconnect(fn, d); }
 };
 
-/// co_spawn's completion: the device has normally ended in run_then_disconnect already; if
-/// the coroutine could not even start (no memory for its frame), the escaped exception ends
-/// the device with fault::error(); a device moved away by `fn` is left alone.
+/// co_spawn's completion. The device has ended in run_then_disconnect, which catches
+/// everything; should the coroutine not even start (no memory for its frame), the device
+/// is destroyed with the entry point and its monitors hear fault::drop.
 struct spawn_done {
-  device_box box;
-  template <class... Result>
-  void operator()(std::exception_ptr e, Result&&...) {
-    if (box->valid()) {
-      if (e) {
-        box->disconnect(fault::error(), e);
-      } else {
-        box->disconnect();
-      }
-    }
-  }
+  void operator()(std::exception_ptr) const noexcept {}
 };
 
 }  // namespace detail
@@ -104,11 +89,9 @@ line spawn(ExecutorOrContext&& ex, device d, Fn&& fn) {
                 "backplane::spawn: fn must be callable as fn(backplane::device&) and return "
                 "a boost::asio::awaitable");
   line l = d.line();
-  detail::device_box box = detail::box_device(std::move(d));
-  device* p = box.get();
   boost::asio::co_spawn(std::forward<ExecutorOrContext>(ex),
-                        detail::spawn_entry<fn_t>{std::forward<Fn>(fn), p},
-                        detail::spawn_done{std::move(box)});
+                        detail::spawn_entry<fn_t>{std::forward<Fn>(fn), std::move(d)},
+                        detail::spawn_done{});
   return l;
 }
 
