@@ -55,7 +55,8 @@ void free_state_block(void* p, std::size_t size) noexcept {
   if constexpr (cache_capacity != 0) {
     if (cache.keep(p)) return;
   }
-  ::operator delete(p, size);
+  (void)size;
+  ::operator delete(p);
 }
 
 }  // namespace backplane::detail
