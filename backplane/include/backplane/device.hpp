@@ -76,8 +76,20 @@ class device {
   /// `boost::asio::error::already_started`, and the first goes on waiting.
   ///
   /// @par Per-Operation Cancellation
-  /// terminal, partial and total: completes with
-  /// `boost::asio::error::operation_aborted`; no message is consumed.
+  /// terminal, partial and total alike: a request made before the handler
+  /// runs wins. The operation completes with
+  /// `boost::asio::error::operation_aborted` and consumes no message, even
+  /// when a message has already woken it and its completion is on its way:
+  /// that message stays first in the mailbox, in order, for the next receive.
+  /// So a receive composed with `||`, `experimental::parallel_group` or a
+  /// timeout never loses a message: the branch that loses the race leaves
+  /// its message behind. A request after the handler has run does nothing.
+  /// Emit the cancellation on the handler's executor (Asio's rule for
+  /// slots): a coroutine on a strand, or a single-threaded context, does.
+  ///
+  /// A handler without an associated executor runs on the system executor
+  /// (another thread): in a `parallel_group`, bind the receive's token to
+  /// the group's executor (`bind_executor(ex, deferred)`).
   ///
   /// If the execution context is destroyed while the operation waits, the
   /// handler is destroyed without being invoked.

@@ -83,7 +83,9 @@ std::optional<watched<T>> poll_watch(state_header* s, work<T, Executor>& w) {
 /// @par Per-Operation Cancellation
 /// Cancelling the watching coroutine throws
 /// `boost::system::system_error(operation_aborted)` from `watch`; the work
-/// and the mailbox are left as they were.
+/// and the mailbox are left as they were, even when a message had already
+/// woken the watch (as for `device::async_receive`): composed with `||`, a
+/// watch that loses the race leaves its message for the next one.
 template <class T, class Executor>
 boost::asio::awaitable<watched<T>, Executor> watch(device& d, work<T, Executor>& w) {
   detail::state_header* s = d.state_for_library();

@@ -21,18 +21,33 @@
 #include <boost/asio/require.hpp>
 #include <boost/asio/system_executor.hpp>
 
+#include <atomic>
 #include <memory>
 #include <utility>
 
 namespace backplane::detail {
 
-/// Runs in the slot of a waiting handler. Invoking it after the wait has
-/// completed is harmless: `cancel` only acts on the waiter still parked.
+/// What a wait's cancellation handler needs of its node, whatever the
+/// handler type.
+struct cancellable_waiter : waiter {
+  cancellable_waiter(complete_fn c, destroy_fn d) noexcept : waiter{c, d} {}
+  /// Set by a cancellation emitted before the completion ran.
+  std::atomic<bool> cancel_requested{false};
+};
+
+/// Runs in the slot of a waiting handler. A waiter still parked is completed
+/// with operation_aborted at once. A waiter that a send (or a finished work)
+/// has already taken has its completion on the way: the request is recorded,
+/// and the completion, which reads it, then aborts and consumes nothing. The
+/// node outlives the slot's handler (the completion clears the slot before
+/// freeing the node), so `w` is never dangling here.
 struct cancel_wait {
   state_header* s;
-  waiter* w;
+  cancellable_waiter* w;
   void operator()(boost::asio::cancellation_type type) const noexcept {
-    if (type != boost::asio::cancellation_type::none) cancel(s, w);
+    if (type == boost::asio::cancellation_type::none) return;
+    w->cancel_requested.store(true, std::memory_order_release);
+    cancel(s, w);
   }
 };
 
@@ -51,7 +66,8 @@ struct deliver_message {
         std::move(h)(ec, std::move(*m));
         return;
       }
-      ec = boost::asio::error::operation_aborted;  // unreachable for a single owner
+      // The device disconnected after the wake-up was posted.
+      ec = boost::asio::error::operation_aborted;
     }
     std::move(h)(ec, message{});
   }
@@ -72,7 +88,7 @@ struct node_allocator<std::allocator<T>> {
 };
 
 template <class Handler, class Deliver>
-class wait_node final : public waiter {
+class wait_node final : public cancellable_waiter {
   using executor_t = boost::asio::associated_executor_t<Handler, boost::asio::system_executor>;
   using handler_alloc_t = boost::asio::associated_allocator_t<Handler>;
 
@@ -115,7 +131,7 @@ class wait_node final : public waiter {
 
  private:
   wait_node(Handler&& h, state_ref s)
-      : waiter{&do_complete, &do_destroy},
+      : cancellable_waiter(&do_complete, &do_destroy),
         work_(make_work(boost::asio::get_associated_executor(h),
                         boost::asio::get_associated_allocator(h))),
         handler_(std::move(h)),
@@ -128,19 +144,53 @@ class wait_node final : public waiter {
     std::allocator_traits<alloc_t>::deallocate(alloc, n, 1);
   }
 
-  static void do_destroy(waiter* base) noexcept { free(static_cast<wait_node*>(base)); }
+  /// Frees a node that will never run: its slot forgets our handler first,
+  /// so that a later emission cannot reach freed memory.
+  static void discard(wait_node* n) noexcept {
+    boost::asio::get_associated_cancellation_slot(n->handler_).clear();
+    free(n);
+  }
+
+  static void do_destroy(waiter* base) noexcept { discard(static_cast<wait_node*>(base)); }
+
+  /// The node while its completion is queued: discarded if the executor
+  /// destroys the completion without running it (its context shuts down).
+  class queued {
+   public:
+    explicit queued(wait_node* n) noexcept : n_(n) {}
+    queued(queued&& o) noexcept : n_(std::exchange(o.n_, nullptr)) {}
+    queued& operator=(queued&&) = delete;
+    ~queued() {
+      if (n_) discard(n_);
+    }
+    [[nodiscard]] wait_node* release() noexcept { return std::exchange(n_, nullptr); }
+
+   private:
+    wait_node* n_;
+  };
+
+  /// The completion, on the waiter's own executor.
+  static void finish(wait_node* n, boost::system::error_code ec) {
+    // The slot is cleared here, where cancellation is emitted (Asio's rule
+    // for slots); after that nothing can set `cancel_requested`. A request
+    // that came after the wait was taken but before now wins: the caller may
+    // already count this operation as cancelled (a `||` whose other branch
+    // finished first drops our result), so nothing is consumed and the
+    // message stays first in the mailbox for the next receive.
+    boost::asio::get_associated_cancellation_slot(n->handler_).clear();
+    if (!ec && n->cancel_requested.load(std::memory_order_acquire))
+      ec = boost::asio::error::operation_aborted;
+    Handler h(std::move(n->handler_));
+    state_ref s(std::move(n->state_));
+    free(n);  // before the upcall, so that the handler may reuse the memory
+    Deliver::run(h, s.get(), ec);
+  }
 
   static void do_complete(waiter* base, boost::system::error_code ec) noexcept {
     auto* n = static_cast<wait_node*>(base);
     auto alloc = boost::asio::get_associated_allocator(n->handler_);
     work_t work(std::move(n->work_));
-    auto fn = [h = std::move(n->handler_), s = std::move(n->state_), ec]() mutable {
-      // The slot is cleared here, on the waiter's own executor, so that it
-      // never races a cancellation emitted there (Asio's rule for slots).
-      boost::asio::get_associated_cancellation_slot(h).clear();
-      Deliver::run(h, s.get(), ec);
-    };
-    free(n);
+    auto fn = [q = queued(n), ec]() mutable { finish(q.release(), ec); };
     // Straight onto the waiter's executor: boost::asio::post would wrap an
     // allocator-bound handler in a work_dispatcher, a second type-erased hop.
     if constexpr (boost::asio::execution::is_executor<work_t>::value) {
