@@ -84,8 +84,13 @@ std::optional<watched<T>> poll_watch(state_header* s, work<T, Executor>& w) {
 /// Cancelling the watching coroutine throws
 /// `boost::system::system_error(operation_aborted)` from `watch`; the work
 /// and the mailbox are left as they were, even when a message had already
-/// woken the watch (as for `device::async_receive`): composed with `||`, a
-/// watch that loses the race leaves its message for the next one.
+/// woken the watch (as for `device::async_receive`). A watch that finds a
+/// message or the outcome already there returns without suspending, so
+/// nothing can cancel it: in `a || watch(...)` where `a` also finishes
+/// without suspending, Asio's `||` reports `a` and drops the watch's result.
+/// Compose with branches that suspend (a timer, a receive), or receive with
+/// `device::async_receive`, whose completion always goes through the
+/// executor.
 template <class T, class Executor>
 boost::asio::awaitable<watched<T>, Executor> watch(device& d, work<T, Executor>& w) {
   detail::state_header* s = d.state_for_library();
