@@ -17,6 +17,9 @@
 #                                      with add_subdirectory
 #   ./scripts/bootstrap.sh bench [args] optimised build, then bench/report.py (or, without
 #                                      python3, every benchmark binary with [args])
+#   ./scripts/bootstrap.sh fuzz [secs] build the libFuzzer target with clang 14 (ASan+UBSan)
+#                                      and fuzz for [secs] seconds (default 60) from the
+#                                      corpus in tests/fuzz/corpus; see docs/reliability.md
 #
 # Environment:
 #   BACKPLANE_BUILD_ROOT  where build trees go (default: <repo>/build)
@@ -44,6 +47,8 @@ packages=(libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev libgte
 
 # The test step's extras: the live page's test loads it in headless Chromium (skipped without).
 test_packages=(chromium)
+# Only for `fuzz`: clang with libFuzzer and its sanitizer runtimes.
+fuzz_packages=(clang-14 libclang-rt-14-dev)
 
 say() { printf '\n==> %s\n' "$*"; }
 die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
@@ -284,6 +289,28 @@ cmd_bench() {
   done
 }
 
+cmd_fuzz() {
+  local seconds="${1:-60}"
+  [[ "$seconds" =~ ^[0-9]+$ ]] || die "fuzz: expected a number of seconds, got '${seconds}'"
+  ensure_packages "${fuzz_packages[@]}"
+  local cxx
+  cxx="$(command -v clang++-14 || command -v clang++ || true)"
+  [[ -n "$cxx" ]] || die "fuzz: no clang++ found; install clang-14 and libclang-rt-14-dev"
+  say "fuzz: configuring ${build_root}/fuzz with ${cxx} (libFuzzer, ASan+UBSan)"
+  configure fuzz -DCMAKE_CXX_COMPILER="$cxx" -DBACKPLANE_FUZZ=ON \
+    -DBACKPLANE_BUILD_EXAMPLES=OFF -DBACKPLANE_BUILD_BENCH=OFF -DBACKPLANE_INSTALL=OFF
+  build fuzz --target backplane_fuzz
+  # New inputs go to a scratch directory; the repo's corpus is only read. To keep a find,
+  # copy it into tests/fuzz/corpus/backplane (or merge: see docs/reliability.md).
+  local scratch="${build_root}/fuzz/corpus"
+  mkdir -p "$scratch"
+  say "fuzz: fuzzing for ${seconds}s"
+  ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1}" \
+    UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
+    "${build_root}/fuzz/tests/fuzz/backplane_fuzz" -max_total_time="$seconds" -timeout=10 \
+    -rss_limit_mb=2048 -print_final_stats=1 "$scratch" "${repo}/tests/fuzz/corpus/backplane"
+}
+
 usage() {
   sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
 }
@@ -299,6 +326,7 @@ main() {
     clang) cmd_clang ;;
     consumer) cmd_consumer ;;
     bench) cmd_bench "$@" ;;
+    fuzz) cmd_fuzz "$@" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;
   esac
