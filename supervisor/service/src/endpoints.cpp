@@ -171,7 +171,7 @@ std::string tree_json(tree_snapshot const& s) {
 std::string page_state_json(tree_snapshot const& s,
                             std::vector<tree_state::report> const& reports) {
   // Both parts are JSON documents already: spliced rather than parsed again.
-  std::string out = "{\"tree\":" + tree_json(s) + ",\"reports\":[";
+  std::string out = fmt::format("{{\"tree\":{},\"reports\":[", tree_json(s));
   for (std::size_t i = 0; i < reports.size(); ++i) {
     if (i != 0) out += ',';
     out += reports[i].json;
