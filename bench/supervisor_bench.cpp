@@ -826,6 +826,53 @@ void shutdown_10k_work_reactor(benchmark::State& s) { many_case(s, many_kind::wo
 void start_10k_run_manage(benchmark::State& s) { many_case(s, many_kind::run_manage, false); }
 void shutdown_10k_run_manage(benchmark::State& s) { many_case(s, many_kind::run_manage, true); }
 
+// --- one child among many: start, terminate, delete (O(1) each) ---
+
+/// One round beside the parked crowd: start, terminate and delete a
+/// permanent child, then start and terminate a temporary one (dropped when
+/// it stops). Out of line: callgrind --toggle-collect='*one_among_round*'.
+[[gnu::noipa]] void one_among_round(asio::io_context& ctx, supervisor& sup) {
+  int done = 0;
+  auto started = [&done](error_code ec, backplane::device_id id) {
+    expect(!ec && id, "child started");
+    ++done;
+  };
+  auto ok = [&done](error_code ec) {
+    expect(!ec, "call answered without error");
+    ++done;
+  };
+  sup.async_start_child(backplane::worker("p", parked), started);
+  sup.async_terminate_child("p", ok);
+  sup.async_delete_child("p", ok);
+  sup.async_start_child(backplane::worker("t", parked, backplane::restart_type::temporary),
+                        started);
+  sup.async_terminate_child("t", ok);
+  run_until_idle(ctx);
+  expect(done == 5, "five calls answered");
+}
+
+/// The round beside range(0) parked children: flat from 1k to 100k when no
+/// call looks at the other children.
+void one_among(benchmark::State& state) {
+  auto const n = state.range(0);
+  asio::io_context ctx(1);
+  supervisor sup = empty_supervisor(ctx);
+  std::int64_t started = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    sup.async_start_child(
+        backplane::worker(fmt::format("c{}", i), parked, backplane::restart_type::temporary),
+        [&started](error_code ec, backplane::device_id) {
+          expect(!ec, "crowd child started");
+          ++started;
+        });
+    if (i % 1024 == 1023) run_until_idle(ctx);
+  }
+  run_until_idle(ctx);
+  expect(started == n, "crowd started");
+  for (auto _ : state) one_among_round(ctx, sup);  // five calls a round
+  stop_or_die(ctx, sup);
+}
+
 // --- intensity exceeded ---
 
 /// One supervisor's whole life. Out of line: callgrind --toggle-collect='*intensity_round*'.
@@ -1037,6 +1084,12 @@ int main(int argc, char** argv) {
   stats(benchmark::RegisterBenchmark("floor_spawn_10k", floor_spawn_10k))
       ->UseManualTime()
       ->Iterations(5);
+  // Flat from 1k to 100k: one child's start/terminate/delete is O(1).
+  stats(benchmark::RegisterBenchmark("one_among", one_among))
+      ->Arg(1'000)
+      ->Arg(10'000)
+      ->Arg(100'000)
+      ->Iterations(fixed ? std::stoll(fixed) : 2'000);
   reg("intensity_exceeded", intensity_exceeded);
   reg("intensity_exceeded/reactor", intensity_exceeded_reactor);
   stats(benchmark::RegisterBenchmark("logged_restarts", logged_restarts))

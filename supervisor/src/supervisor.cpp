@@ -44,7 +44,7 @@ line supervisor::line() const { return impl_->line(); }
 std::string const& supervisor::path() const { return impl_->path(); }
 
 void supervisor::start_child(impl_ptr const& impl, child_spec spec, handler_t<device_id> h) {
-  validate(spec);  // a programming error: thrown to the caller, not completed
+  // Validated by async_start_child, at the call.
   asio::post(impl->executor(), [impl, spec = std::move(spec), h = std::move(h)]() mutable {
     impl->api_start_child(std::move(spec), std::move(h));
   });

@@ -233,12 +233,12 @@ void supervisor_impl::started() {
 child_record* supervisor_impl::add_record(child_spec spec) {
   auto r = std::make_unique<child_record>();
   r->identity =
-      std::make_shared<child_identity const>(child_identity{path_, spec.id, std::move(spec.start)});
+      std::make_shared<child_identity>(child_identity{path_, spec.id, std::move(spec.start)});
   spec.start = nullptr;
   r->spec = std::move(spec);
   child_record* p = r.get();
   by_id_[p->spec.id] = p;
-  children_.push_back(std::move(r));
+  p->pos = children_.insert(children_.end(), std::move(r));
   return p;
 }
 
@@ -254,6 +254,7 @@ bool supervisor_impl::start_incarnation(child_record& r, event_reason& why) {
   std::optional<asio::awaitable<void>> body;
   std::unique_ptr<detail::managed_launch> managed;
   try {
+    if (!r.identity->start) throw std::logic_error("the child's start function was released");
     start_result res = r.identity->start(run->ctx);
     if (!res.ok()) {
       why = start_error_reason(res.error().reason);
@@ -271,6 +272,8 @@ bool supervisor_impl::start_incarnation(child_record& r, event_reason& why) {
     retire(l);
     return false;
   }
+  // Never called again: what it captured goes now, not when the child ends.
+  if (r.spec.restart == restart_type::temporary) r.identity->start = nullptr;
   r.ln = l;
   r.dev = l.id();
   r.status = child_status::running;
@@ -361,9 +364,9 @@ asio::awaitable<void> supervisor_impl::run(std::shared_ptr<supervisor_impl> self
           co_await restart_group(order->failed, order->delay);
         } else if (auto plan = restart_stopped_group(order->failed, order->delay)) {
           if (plan->started.empty()) {
-            schedule_retry(order->failed, *plan);
+            schedule_retry(*plan);
           } else {
-            co_await settle_retry(order->failed, std::move(*plan));
+            co_await settle_retry(std::move(*plan));
           }
         }
       } else {
@@ -562,6 +565,7 @@ asio::awaitable<void> supervisor_impl::stop_child(child_record& r) {
            message_reason(reason_kind::kill_timeout,
                           fmt::format("ignored cancellation for {}", duration_text(grace))),
            supervisor_action::abandon);
+    exit_.abandoned.push_back(r.spec.id);
     abandon(r);
     co_return;
   }
@@ -578,11 +582,11 @@ asio::awaitable<void> supervisor_impl::stop_all() {
 
 void supervisor_impl::remove(child_record* r) {
   if (r->status == child_status::running) by_device_.erase(r->dev);
-  release_members(*r);
+  // Only the child a pending group restart is for has members waiting on it
+  // (the scan is for group restarts only: removing a child stays O(1)).
+  if (r->status == child_status::restarting) release_members(*r);
   by_id_.erase(r->spec.id);
-  auto it =
-      std::find_if(children_.begin(), children_.end(), [r](auto const& p) { return p.get() == r; });
-  if (it != children_.end()) children_.erase(it);
+  children_.erase(r->pos);
 }
 
 child_record* supervisor_impl::find(std::string const& id) {
@@ -596,14 +600,21 @@ void supervisor_impl::give_up(std::string const& id, device_id dev, std::uint64_
                               event_reason const& reason) {
   report(supervisor_event_kind::intensity_exceeded, id, dev, incarnation, reason,
          supervisor_action::terminate);
+  gave_up_because_ = intensity_text();
   stopping_ = true;
   exit_.intensity_exceeded = true;
   exit_.fault = fault::error();
 }
 
+std::string supervisor_impl::intensity_text() const {
+  // "4 restarts > 3 in 5s": the restarts counted, with the one refused.
+  auto const n = window_.in_window(clock_->now());
+  return fmt::format("{} restart{} > {} in {}", n, n == 1 ? "" : "s", window_.max_restarts(),
+                     duration_text(window_.period()));
+}
+
 std::string supervisor_impl::give_up_text() const {
-  return fmt::format("supervisor {} gave up: more than {} restarts in {}", path_,
-                     window_.max_restarts(), duration_text(window_.period()));
+  return fmt::format("supervisor {} gave up: {}", path_, gave_up_because_);
 }
 
 void supervisor_impl::decide_while_stopping(exit_note const& n) {
@@ -709,8 +720,7 @@ asio::awaitable<void> supervisor_impl::restart_group(child_record* failed,
     if (c != failed && c->status != child_status::stopped) co_await stop_child(*c);
     if (stopping_) co_return;
   }
-  if (auto plan = restart_stopped_group(failed, delay))
-    co_await settle_retry(failed, std::move(*plan));
+  if (auto plan = restart_stopped_group(failed, delay)) co_await settle_retry(std::move(*plan));
 }
 
 std::optional<supervisor_impl::retry_plan> supervisor_impl::restart_stopped_group(
@@ -788,28 +798,37 @@ std::optional<supervisor_impl::retry_plan> supervisor_impl::start_failed(child_r
     give_up(c->spec.id, device_id{}, failed_inc, why);
     return std::nullopt;  // stop_all stops what this round started
   }
+  if (spec_.strategy == restart_strategy::rest_for_one) {
+    // OTP retries a restart of the child that failed to start: the children
+    // before it, started by this try, stay up; the retry is of it and the
+    // children after it (one_for_all's retry restarts them all).
+    members.erase(members.begin(), std::find(members.begin(), members.end(), c));
+    started.clear();
+    anchor = c;
+  }
   auto const delay = backoff_delay(*anchor);
   report(supervisor_event_kind::start_error, c->spec.id, device_id{}, failed_inc, why,
          supervisor_action::retry,
          delay > nanoseconds::zero() ? std::optional(delay) : std::nullopt);
-  return retry_plan{std::move(started), std::move(members), delay};
+  return retry_plan{anchor, std::move(started), std::move(members), delay};
 }
 
 asio::awaitable<void> supervisor_impl::start_group(child_record* anchor) {
-  if (auto plan = start_group_now(anchor)) co_await settle_retry(anchor, std::move(*plan));
+  if (auto plan = start_group_now(anchor)) co_await settle_retry(std::move(*plan));
 }
 
-asio::awaitable<void> supervisor_impl::settle_retry(child_record* anchor, retry_plan p) {
+asio::awaitable<void> supervisor_impl::settle_retry(retry_plan p) {
   // A group restart that fails part-way stops what it restarted, last
   // started first, before it tries again.
   for (auto it = p.started.rbegin(); it != p.started.rend(); ++it) {
     co_await stop_child(**it);
     if (stopping_) co_return;
   }
-  schedule_retry(anchor, p);
+  schedule_retry(p);
 }
 
-void supervisor_impl::schedule_retry(child_record* anchor, retry_plan const& p) {
+void supervisor_impl::schedule_retry(retry_plan const& p) {
+  child_record* const anchor = p.anchor;
   for (child_record* m : p.members) {
     // Unless an exit heard meanwhile removed it or made it someone else's.
     if (m->status == child_status::running) continue;
@@ -921,9 +940,9 @@ void supervisor_impl::start_dynamic(child_spec spec, handler_t<device_id> h, boo
   };
   if (stopping_) return reply(err(supervisor_errc::supervisor_down), device_id{});
   if (child_record* r = find(spec.id)) {
-    supervisor_errc const e = r->status == child_status::stopped ? supervisor_errc::already_present
-                              : r->status == child_status::running ? supervisor_errc::running
-                                                                   : supervisor_errc::restarting;
+    // OTP: a child waiting to restart is present, not running.
+    supervisor_errc const e = r->status == child_status::running ? supervisor_errc::running
+                                                                 : supervisor_errc::already_present;
     return reply(err(e), r->status == child_status::running ? r->dev : device_id{});
   }
   child_record* r = add_record(std::move(spec));

@@ -28,6 +28,7 @@
 #include <atomic>
 #include <deque>
 #include <functional>
+#include <list>
 #include <memory>
 #include <optional>
 #include <random>
@@ -42,7 +43,8 @@ namespace backplane::detail {
 /// strings its `child_context` refers to and the start function. Kept alive by
 /// every running incarnation, since a start function that is a coroutine
 /// lambda keeps using its closure (and the context's strings) after the
-/// record is gone.
+/// record is gone. A temporary child's start function is released once it
+/// has started (OTP keeps no start arguments for temporary children).
 struct child_identity {
   std::string supervisor;  // the supervisor's path
   std::string id;
@@ -89,9 +91,15 @@ struct child_run final : detail::managed_end {
   std::optional<event_reason> returned;
 };
 
+struct child_record;
+/// The children in start order. A list, so that adding or removing one of
+/// 100k is O(1): each record knows its own place.
+using child_list = std::list<std::unique_ptr<child_record>>;
+
 struct child_record {
-  child_spec spec;  // without its start function, which is in `identity`
-  std::shared_ptr<child_identity const> identity;
+  child_spec spec;           // without its start function, which is in `identity`
+  child_list::iterator pos;  // its place in the supervisor's list
+  std::shared_ptr<child_identity> identity;
   child_status status = child_status::stopped;
   line ln;
   device_id dev;
@@ -156,6 +164,8 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   /// Once run() has returned.
   [[nodiscard]] supervisor_exit const& exit() const noexcept { return exit_; }
   [[nodiscard]] std::string give_up_text() const;
+  /// Why intensity refuses a restart, as read at the decision: "4 restarts > 3 in 5s".
+  [[nodiscard]] std::string intensity_text() const;
 
   // --- API, always called on ex_ ---
   void api_start_child(child_spec spec, handler_t<device_id> h);
@@ -212,8 +222,10 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
     supervisor_clock::duration delay;
   };
   /// A group start that failed part-way: the members it started, to stop
-  /// (last started first) before the retry is scheduled after `delay`.
+  /// (last started first) before the retry of `members`, the restart of
+  /// `anchor`, is scheduled after `delay`.
   struct retry_plan {
+    child_record* anchor;
     group_t started;
     group_t members;
     supervisor_clock::duration delay;
@@ -241,8 +253,8 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   void mark_group(child_record* failed);
   boost::asio::awaitable<void> start_group(child_record* anchor);
   /// Stops what the failed try started, then schedules the retry.
-  boost::asio::awaitable<void> settle_retry(child_record* anchor, retry_plan p);
-  void schedule_retry(child_record* anchor, retry_plan const& p);
+  boost::asio::awaitable<void> settle_retry(retry_plan p);
+  void schedule_retry(retry_plan const& p);
   group_t group_of(child_record* failed);
   void schedule_restart(child_record* anchor, supervisor_clock::duration delay);
   [[nodiscard]] supervisor_clock::duration backoff_delay(child_record& r);
@@ -285,7 +297,7 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   bool json_ = false;
   bool child_strands_ = true;
   restart_window window_;
-  std::vector<std::unique_ptr<child_record>> children_;  // start order
+  child_list children_;
   std::unordered_map<std::string, child_record*> by_id_;
   device_index<child_record> by_device_;   // running incarnations
   std::unordered_set<device_id> retired_;  // unlinked devices whose exit may still be queued
@@ -301,6 +313,7 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   bool killed_ = false;    // killed by the parent: children are stopped brutally
   bool ended_ = false;
   supervisor_exit exit_;
+  std::string gave_up_because_;  // intensity_text() when it gave up
   std::vector<handler_t<supervisor_exit>> exit_waiters_;
   std::minstd_rand rng_;
   std::uint64_t report_failures_ = 0;  // observer or logger calls that threw

@@ -274,4 +274,40 @@ TEST_F(Api, ErrorCodesHaveMessages) {
   }
 }
 
+TEST_F(Api, ATemporaryChildReleasesItsStartFunctionOnceStarted) {
+  // OTP keeps no start arguments for temporary children; a permanent one
+  // keeps its start function for its restarts.
+  auto held = std::make_shared<int>(1);
+  auto sup = start(spec());
+  auto t = kids.spec("t", restart_type::temporary);
+  t.start = [inner = std::move(t.start), held](child_context& c) { return inner(c); };
+  ASSERT_FALSE(start_child(sup, std::move(t)).ec);
+  EXPECT_TRUE(kids.running("t"));
+  EXPECT_EQ(held.use_count(), 1);
+  auto p = kids.spec("p");
+  p.start = [inner = std::move(p.start), held](child_context& c) { return inner(c); };
+  ASSERT_FALSE(start_child(sup, std::move(p)).ec);
+  EXPECT_EQ(held.use_count(), 2);
+  EXPECT_FALSE(stop(sup).fault);
+}
+
+TEST_F(Api, WhichChildrenIsInStartOrder) {
+  // Declared children in their order, then added ones in the order added; a
+  // restarted child keeps its place; a deleted one leaves a gap that closes.
+  auto s = spec();
+  s.children = {kids.spec("a"), kids.spec("b")};
+  auto sup = start(std::move(s));
+  ASSERT_FALSE(start_child(sup, kids.spec("x")).ec);
+  ASSERT_FALSE(start_child(sup, kids.spec("y")).ec);
+  kids.end("a", ending::error);
+  idle();
+  EXPECT_EQ(ids(sup), (strings{"a", "b", "x", "y"}));
+  ASSERT_FALSE(terminate_child(sup, "x"));
+  ASSERT_FALSE(delete_child(sup, "x"));
+  ASSERT_FALSE(start_child(sup, kids.spec("z")).ec);
+  ASSERT_FALSE(start_child(sup, kids.spec("x")).ec);
+  EXPECT_EQ(ids(sup), (strings{"a", "b", "y", "z", "x"}));
+  EXPECT_FALSE(stop(sup).fault);
+}
+
 }  // namespace

@@ -82,7 +82,12 @@ TEST_F(Intensity, OneOverTheLimitGivesUpWithFault) {
   EXPECT_EQ(give_up[0].max_restarts, 3u);
   auto term = of_kind(supervisor_event_kind::child_terminated);
   ASSERT_EQ(term.size(), 4u);
+  // The refused restart's report says so: 4 restarts counted, 3 allowed.
   EXPECT_EQ(decision(term[3]), "give_up");
+  EXPECT_EQ(term[3].restarts, 4u);
+  EXPECT_EQ(term[3].max_restarts, 3u);
+  EXPECT_NE(format_text(term[3]).find("restarts=\"4 > 3 in 5s\" action=give_up"), std::string::npos)
+      << format_text(term[3]);
   EXPECT_EQ(decision(term[2]), "restart");
   EXPECT_EQ(term[2].restarts, 3u);
 

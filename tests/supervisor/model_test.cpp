@@ -44,8 +44,8 @@ std::uint64_t env_or(char const* name, std::uint64_t fallback) {
 // to see what is left to fix.
 m::model_rules const kRules = [] {
   m::model_rules r{
-      .otp_rest_for_one_retry = false,               // issue 9.1 (supervisor helper)
-      .otp_already_present_when_restarting = false,  // issue 9.4 (supervisor helper)
+      .otp_rest_for_one_retry = true,               // issue 9.1: fixed
+      .otp_already_present_when_restarting = true,  // issue 9.4: fixed
       .report_own_fault_after_kill = false,  // issue 8, brutal-stop fault (supervisor helper)
   };
   auto const on = env_or("BACKPLANE_MODEL_OTP", 0);

@@ -90,7 +90,7 @@ TEST_F(Nested, DeepFailureBeyondIntensityEscalatesLevelByLevel) {
   EXPECT_EQ(mid_term[0].event, supervisor_event_kind::child_terminated);
   EXPECT_EQ(why(mid_term[0]),
             "exception: backplane::restart_intensity_exceeded: supervisor root/mid/leaf gave up: "
-            "more than 1 restarts in 5s");
+            "2 restarts > 1 in 5s");
   EXPECT_EQ(decision(mid_term[0]), "restart");
 
   // Again: leaf gives up, mid is over its limit and gives up, root (limit 0) too.

@@ -257,3 +257,69 @@ TEST_F(StartForms, StartChildValidatesBeforePosting) {
   expect_invalid([&] { sup.async_start_child(c, [](auto, auto) {}); }, {"no start function"});
   stop(sup);
 }
+
+namespace {
+
+/// A coroutine that starts an invalid child with use_awaitable, whose
+/// initiation runs only once the coroutine has suspended.
+asio::awaitable<void> start_invalid(supervisor sup, bool* caught) {
+  child_spec c;
+  c.id = "nostart";
+  try {
+    (void)co_await sup.async_start_child(c, asio::use_awaitable);
+  } catch (std::invalid_argument const&) {
+    *caught = true;
+  }
+}
+
+TEST_F(StartForms, StartChildValidatesAtTheCallWhateverTheToken) {
+  // Thrown where the call is made, never out of io_context::run().
+  auto sup = start(spec());
+  bool caught = false;
+  asio::co_spawn(ctx, start_invalid(sup, &caught), asio::detached);
+  EXPECT_NO_THROW(idle());
+  EXPECT_TRUE(caught);
+  child_spec c;
+  c.id = "nostart";
+  EXPECT_THROW((void)sup.async_start_child(c, asio::deferred), std::invalid_argument);
+  EXPECT_FALSE(stop(sup).fault);
+}
+
+TEST_F(StartForms, AMoveOnlyStartFunctionIsCalledOncePerIncarnation) {
+  // It captures a unique_ptr: std::function could not hold it. The spec
+  // stays copyable (copies share a move-only start function).
+  int calls = 0;
+  auto c = kids.spec("m");
+  c.start = [inner = std::move(c.start), token = std::make_unique<int>(7),
+             &calls](child_context& ctx) -> start_result {
+    ++calls;
+    EXPECT_EQ(*token, 7);
+    return inner(ctx);
+  };
+  auto s = spec();
+  s.children = {c};  // copied from the initializer list
+  auto sup = start(std::move(s));
+  EXPECT_EQ(calls, 1);
+  kids.end("m", ending::error);
+  idle();
+  EXPECT_EQ(calls, 2);
+  EXPECT_TRUE(kids.running("m"));
+  EXPECT_FALSE(stop(sup).fault);
+}
+
+TEST_F(StartForms, ACopyableStartFunctionIsCopiedWithItsSpec) {
+  // As std::function did: each copy of the spec has its own state.
+  auto c = worker("x", [n = 0](device&) mutable -> start_result {
+    return start_error{fmt::format("call {}", ++n)};
+  });
+  child_spec copy = c;
+  device d;
+  std::string const path = "sup";
+  std::string const id = "x";
+  child_context cc{d, path, id, 1, asio::any_io_executor(ctx.get_executor()), nullptr, nullptr};
+  EXPECT_EQ(c.start(cc).error().reason, "call 1");
+  EXPECT_EQ(copy.start(cc).error().reason, "call 1");
+  EXPECT_EQ(c.start(cc).error().reason, "call 2");
+}
+
+}  // namespace

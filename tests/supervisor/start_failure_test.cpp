@@ -139,6 +139,11 @@ TEST_F(StartFailure, RetriesBeyondIntensityGiveUp) {
   auto errs = of_kind(supervisor_event_kind::start_error);
   ASSERT_EQ(errs.size(), 3u);
   EXPECT_EQ(decision(errs.back()), "give_up");
+  EXPECT_EQ(errs.back().restarts, 4u);
+  EXPECT_EQ(errs.back().max_restarts, 3u);
+  EXPECT_NE(format_text(errs.back()).find("restarts=\"4 > 3 in 5s\" action=give_up"),
+            std::string::npos)
+      << format_text(errs.back());
   EXPECT_EQ(of_kind(supervisor_event_kind::intensity_exceeded).size(), 1u);
 }
 
@@ -267,7 +272,10 @@ TEST_F(StartFailure, OneForAllFailingPartWayStopsWhatItRestarted) {
   stop(sup);
 }
 
-TEST_F(StartFailure, RestForOneFailingPartWayStopsWhatItRestarted) {
+TEST_F(StartFailure, RestForOneRetriesFromTheFailedChild) {
+  // OTP's restart(rest_for_one, ...) retries a restart of the child that
+  // failed to start: the children before it, restarted by the failed try,
+  // stay up.
   flaky_start c(kids, "c");
   auto s = spec();
   s.strategy = restart_strategy::rest_for_one;
@@ -278,10 +286,63 @@ TEST_F(StartFailure, RestForOneFailingPartWayStopsWhatItRestarted) {
   c.fail_next = 2;
   kids.end("b", ending::exception);
   idle();
-  EXPECT_EQ(kids.log, (strings{"end b", "stop d", "stop c", "start b", "stop b", "start b",
-                               "stop b", "start b", "start c", "start d"}));
+  EXPECT_EQ(kids.log, (strings{"end b", "stop d", "stop c", "start b", "start c", "start d"}));
   EXPECT_EQ(kids.starts["a"], 1);
+  EXPECT_EQ(kids.starts["b"], 2);
+  EXPECT_EQ(c.attempts, 4);  // its first start, then three tries
   EXPECT_EQ(budget(sup).value.restarts_in_window, 3u);
+  for (auto const& i : which(sup)) EXPECT_EQ(i.status, child_status::running) << i.id;
+  stop(sup);
+}
+
+TEST_F(StartFailure, RestForOneKeepsTheChildrenBeforeTheFailedOneUp) {
+  // The case: [a, b], intensity 3 in an hour; a crashes and b fails
+  // to start twice. OTP: start a, fail b, start b (fails), start b: a is
+  // started twice in all, never stopped again.
+  flaky_start b(kids, "b");
+  auto s = spec();
+  s.strategy = restart_strategy::rest_for_one;
+  s.max_restarts = 3;
+  s.period = std::chrono::hours(1);
+  s.children = {kids.spec("a"), b.spec()};
+  auto sup = start(std::move(s));
+  kids.clear_log();
+  b.fail_next = 2;
+  kids.end("a", ending::error);
+  idle();
+  EXPECT_EQ(kids.log, (strings{kids.errored("a"), kids.stopped("b"), "start a", "start b"}));
+  EXPECT_EQ(kids.starts["a"], 2);
+  EXPECT_EQ(budget(sup).value.restarts_in_window, 3u);
+  EXPECT_FALSE(ended(sup));
+  stop(sup);
+}
+
+TEST_F(StartFailure, RestForOneRetryIsForTheFailedChild) {
+  // The retry belongs to the child that failed to start: the child whose
+  // crash began it is running, and terminating it leaves the retry alone.
+  flaky_start c(kids, "c");
+  auto s = spec();
+  s.strategy = restart_strategy::rest_for_one;
+  s.max_restarts = 10;
+  auto cs = c.spec();
+  cs.backoff = backoff_policy{.initial = 100ms, .max = 1s, .multiplier = 2.0, .jitter = 0.0};
+  s.children = {kids.spec("a"), kids.spec("b"), cs, kids.spec("d")};
+  auto sup = start(std::move(s));
+  c.fail_next = 1;
+  kids.end("b", ending::error);
+  idle();
+  // c's crash-free restart waits for nothing (b crashed, not c); c's failed
+  // start waits c's first backoff step.
+  EXPECT_EQ(info(sup, "a")->status, child_status::running);
+  EXPECT_EQ(info(sup, "b")->status, child_status::running);
+  EXPECT_EQ(info(sup, "c")->status, child_status::restarting);
+  EXPECT_EQ(info(sup, "d")->status, child_status::restarting);
+  EXPECT_FALSE(terminate_child(sup, "b"));
+  clock->advance(100ms);
+  idle();
+  EXPECT_EQ(info(sup, "b")->status, child_status::stopped);
+  EXPECT_EQ(info(sup, "c")->status, child_status::running);
+  EXPECT_EQ(info(sup, "d")->status, child_status::running);
   stop(sup);
 }
 

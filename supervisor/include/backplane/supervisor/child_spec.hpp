@@ -150,11 +150,78 @@ struct child_context {
   std::function<void()>* on_kill = nullptr;
 };
 
-/// Starts one incarnation of a child. Runs synchronously on the supervisor's
-/// executor; it may fail by throwing or by returning a start_error. Its
-/// returned run or managed work runs on the child's executor (see
-/// start_result for what each form's end means).
-using start_function = std::function<start_result(child_context&)>;
+/// Holds a child's start function. Unlike `std::function`, it accepts a
+/// move-only callable. A child_spec stays copyable: copying one copies a
+/// copyable callable (as std::function did) and shares a move-only one (the
+/// copies then call the same object, so they must not be used by
+/// supervisors on different threads at once unless it is thread-safe).
+///
+/// Called on the supervisor's executor, once per incarnation; empty when
+/// default-constructed or set to nullptr.
+class start_function {
+ public:
+  start_function() noexcept = default;
+  start_function(std::nullptr_t) noexcept {}  // NOLINT: like std::function
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, start_function> &&
+                                              std::is_invocable_r_v<start_result, std::decay_t<F>&,
+                                                                    child_context&>>>
+  start_function(F&& f)  // NOLINT: implicit, like std::function
+      : fn_(std::make_shared<holder<std::decay_t<F>>>(std::forward<F>(f))) {}
+
+  start_function(start_function&&) noexcept = default;
+  start_function& operator=(start_function&&) noexcept = default;
+  start_function(start_function const& other)
+      : fn_(other.fn_ ? other.fn_->copy(other.fn_) : nullptr) {}
+  start_function& operator=(start_function const& other) {
+    if (this != &other) fn_ = other.fn_ ? other.fn_->copy(other.fn_) : nullptr;
+    return *this;
+  }
+  start_function& operator=(std::nullptr_t) noexcept {
+    fn_.reset();
+    return *this;
+  }
+
+  [[nodiscard]] explicit operator bool() const noexcept { return fn_ != nullptr; }
+  friend bool operator==(start_function const& f, std::nullptr_t) noexcept { return !f; }
+
+  /// Calls the callable (which may change its own state). Precondition: not empty.
+  start_result operator()(child_context& ctx) const;
+
+ private:
+  struct base {
+    virtual ~base() = default;
+    virtual start_result call(child_context& ctx) = 0;
+    /// A copy for a copied spec: a new object if the callable is copyable,
+    /// else `self`, shared.
+    virtual std::shared_ptr<base> copy(std::shared_ptr<base> const& self) const = 0;
+  };
+  template <class F>
+  struct holder final : base {
+    template <class G>
+    explicit holder(G&& g) : f(std::forward<G>(g)) {}
+    start_result call(child_context& ctx) override { return f(ctx); }
+    std::shared_ptr<base> copy(std::shared_ptr<base> const& self) const override {
+      if constexpr (std::is_copy_constructible_v<F>) {
+        return std::make_shared<holder>(f);
+      } else {
+        return self;
+      }
+    }
+    F f;
+  };
+  std::shared_ptr<base> fn_;
+};
+
+// start_function starts one incarnation of a child. It
+// runs synchronously on the supervisor's executor; it may fail by throwing or
+// by returning a start_error. Its returned run or managed work runs on the
+// child's executor (see start_result for what each form's end means). It may
+// be move-only. A temporary child's start function is released once it has
+// started (OTP keeps no start arguments for temporary children): its run must
+// not use the start function's captures, so a start function that is itself
+// a coroutine lambda takes what it needs as parameters, not captures (C++
+// Core Guidelines CP.51), or returns a coroutine it calls with them.
+inline start_result start_function::operator()(child_context& ctx) const { return fn_->call(ctx); }
 
 /// Adapts `fn(device&)` or `fn(child_context&)`, returning `awaitable<void>`,
 /// `awaitable<boost::system::result<T, E>>` (a managed work) or

@@ -10,7 +10,7 @@
 namespace backplane {
 
 enum class supervisor_errc {
-  already_present = 1,  ///< start_child: a stopped child with this id exists (restart or delete it)
+  already_present = 1,  ///< start_child: a child with this id is stopped or waiting to restart
   running,              ///< start_child/restart_child/delete_child: the child is running
   restarting,           ///< delete_child/restart_child: the child is waiting to be restarted
   not_found,            ///< no child with this id

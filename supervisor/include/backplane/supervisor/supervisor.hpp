@@ -69,6 +69,15 @@ struct supervisor_exit {
   /// Reports during which the observer or the logger threw (each event
   /// still reached the other; the first failure is told on stderr).
   std::uint64_t failed_reports = 0;
+  /// Children it abandoned (in its life, or while stopping): each ignored
+  /// its cancellation past its grace period and was unlinked, reported
+  /// (`shutdown_error`, action `abandon`) and left running. Their coroutines
+  /// still count as work on their executor, so `io_context::run()` does not
+  /// return until they end. A program that must exit promptly checks this
+  /// after `async_stop` and stops the context (`io_context::stop()`;
+  /// destroying the context then frees the abandoned coroutines without
+  /// running them), or makes its runs honour cancellation.
+  std::vector<std::string> abandoned{};
 };
 
 namespace detail {
@@ -111,16 +120,29 @@ class supervisor {
   [[nodiscard]] backplane::line line() const;
   [[nodiscard]] std::string const& path() const;
 
+  /// Starts a new child after the others (OTP's start_child). Throws
+  /// std::invalid_argument at the call, whatever the token, if `spec` fails
+  /// `validate` (a programming error, never an error code).
   /// @par Completion Signature `void(boost::system::error_code, device_id)`
+  /// the new child's device. Errors: `already_present` (a child with this id
+  /// is stopped or waiting to restart), `running` (it runs: the device is
+  /// its), `start_failed` (the start function failed; the spec is dropped),
+  /// `supervisor_down`.
   template <class Token>
   auto async_start_child(child_spec spec, Token&& token) {
+    // Here, not in the initiation: a deferred token (use_awaitable) runs the
+    // initiation later, where a throw would escape io_context::run().
+    validate(spec);
     return boost::asio::async_initiate<Token, void(boost::system::error_code, device_id)>(
         [impl = impl_](auto h, child_spec s) {
           start_child(impl, std::move(s), any_handler<device_id>(std::move(h), impl));
         },
         token, std::move(spec));
   }
+  /// Stops a child by its shutdown policy and keeps its spec (a temporary
+  /// child's is dropped); ends a pending restart.
   /// @par Completion Signature `void(boost::system::error_code)`
+  /// Errors: `not_found`, `supervisor_down`.
   template <class Token>
   auto async_terminate_child(std::string id, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
@@ -129,7 +151,10 @@ class supervisor {
         },
         token, std::move(id));
   }
+  /// Starts a stopped child again (a failed start keeps the spec).
   /// @par Completion Signature `void(boost::system::error_code, device_id)`
+  /// Errors: `not_found`, `running`, `restarting`, `start_failed`,
+  /// `supervisor_down`.
   template <class Token>
   auto async_restart_child(std::string id, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, device_id)>(
@@ -138,7 +163,9 @@ class supervisor {
         },
         token, std::move(id));
   }
+  /// Removes a stopped child's spec.
   /// @par Completion Signature `void(boost::system::error_code)`
+  /// Errors: `not_found`, `running`, `restarting`, `supervisor_down`.
   template <class Token>
   auto async_delete_child(std::string id, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
@@ -147,7 +174,11 @@ class supervisor {
         },
         token, std::move(id));
   }
+  /// One row per child spec, in start order: the declared children in their
+  /// order, then the children added by start_child in the order they were
+  /// added; a restarted child keeps its place. (OTP documents no order.)
   /// @par Completion Signature `void(boost::system::error_code, std::vector<child_info>)`
+  /// Errors: `supervisor_down` (it has ended).
   template <class Token>
   auto async_which_children(Token&& token) {
     return boost::asio::async_initiate<Token,
@@ -158,6 +189,7 @@ class supervisor {
         token);
   }
   /// @par Completion Signature `void(boost::system::error_code, child_counts)`
+  /// Errors: `supervisor_down` (it has ended).
   template <class Token>
   auto async_count_children(Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, child_counts)>(
@@ -167,6 +199,7 @@ class supervisor {
         token);
   }
   /// @par Completion Signature `void(boost::system::error_code, restart_budget)`
+  /// Errors: `supervisor_down` (it has ended).
   template <class Token>
   auto async_restart_budget(Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, restart_budget)>(
@@ -176,6 +209,7 @@ class supervisor {
   /// Asks the supervisor to stop (children in reverse start order, then its
   /// device cleanly) and completes when it has ended, or at once if it had.
   /// @par Completion Signature `void(boost::system::error_code, supervisor_exit)`
+  /// Never fails (the error_code is always clear).
   template <class Token>
   auto async_stop(Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, supervisor_exit)>(
@@ -186,6 +220,7 @@ class supervisor {
   }
   /// Completes when the supervisor has ended, however it ended.
   /// @par Completion Signature `void(boost::system::error_code, supervisor_exit)`
+  /// Never fails (the error_code is always clear).
   template <class Token>
   auto async_wait(Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, supervisor_exit)>(
