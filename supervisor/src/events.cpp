@@ -151,6 +151,8 @@ std::string format_text(supervisor_event const& e) {
       reason, e.restarts, e.restarts > e.max_restarts ? ">" : "of", e.max_restarts,
       readable(e.period), to_string(e.action));
   if (e.delay) out += fmt::format(" delay={}", readable(*e.delay));
+  if (e.reason.job) out += fmt::format(" job={}", *e.reason.job);
+  if (e.reason.job_key) out += fmt::format(" job_key={}", logfmt_value(*e.reason.job_key));
   if (!e.note.empty()) out += fmt::format(" note={}", logfmt_value(e.note));
   return out;
 }

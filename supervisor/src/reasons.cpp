@@ -4,6 +4,7 @@
 #include "reasons.hpp"
 
 #include <backplane/supervisor/detail/managed_launch.hpp>
+#include <backplane/supervisor/pool_errors.hpp>
 
 #include <boost/core/demangle.hpp>
 
@@ -28,6 +29,13 @@ event_reason exception_reason(std::exception_ptr const& e) {
   try {
     try {
       std::rethrow_exception(e);
+    } catch (job_crashed const& ex) {
+      // A pool worker that crashed under a job: the job's identity as typed
+      // fields, so a log pipeline can join the report with the job's answer.
+      r.exception_type = current_exception_type();
+      r.message = ex.what();
+      r.job = ex.sequence();
+      r.job_key = ex.key();
     } catch (std::exception const& ex) {
       r.exception_type = current_exception_type();
       r.message = ex.what();

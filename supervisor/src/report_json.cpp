@@ -111,6 +111,8 @@ std::string format_json(supervisor_event const& e, std::chrono::system_clock::ti
   text("error_category", e.reason.error_category);
   if (e.reason.error_code) o["error_code"] = *e.reason.error_code;
   if (e.reason.cascade_from) o["cascade_from"] = e.reason.cascade_from.value();
+  if (e.reason.job) o["job"] = *e.reason.job;
+  if (e.reason.job_key) o["job_key"] = *e.reason.job_key;
   o["restarts"] = e.restarts;
   o["max_restarts"] = e.max_restarts;
   o["period_ms"] = whole_ms(e.period);

@@ -8,6 +8,8 @@
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
 
 #include <atomic>
 #include <future>
@@ -206,6 +208,9 @@ TEST_F(WorkerPool, CrashMidJobAnswersJobCrashedAndRestartsTheWorker) {
   EXPECT_EQ(crash[0].reason.kind, reason_kind::exception);
   EXPECT_EQ(crash[0].reason.exception_type, "backplane::job_crashed");
   EXPECT_EQ(crash[0].reason.message, "job #1 crashed: std::runtime_error: boom");
+  EXPECT_EQ(crash[0].reason.job, std::optional<std::uint64_t>(1)) << "the job, typed";
+  EXPECT_FALSE(crash[0].reason.job_key) << "an unkeyed job has no key";
+  EXPECT_NE(format_text(crash[0]).find(" job=1"), std::string::npos) << format_text(crash[0]);
   EXPECT_EQ(crash[0].action, supervisor_action::restart);
   ASSERT_FALSE(observed.empty());
   EXPECT_EQ(observed.front().crashed, 1u);
@@ -222,6 +227,14 @@ TEST_F(WorkerPool, KeyedCrashReportNamesTheKey) {
   ASSERT_EQ(crash.size(), 1u);
   EXPECT_NE(crash[0].reason.message.find("job #1 (key user-7)"), std::string::npos)
       << why(crash[0]);
+  EXPECT_EQ(crash[0].reason.job, std::optional<std::uint64_t>(1));
+  EXPECT_EQ(crash[0].reason.job_key, std::optional<std::string>("user-7"));
+  // The JSON line carries them typed, for a pipeline to join with the job's answer.
+  auto const line = boost::json::parse(format_json(crash[0])).as_object();
+  EXPECT_EQ(line.at("job").to_number<std::uint64_t>(), 1u) << format_json(crash[0]);
+  EXPECT_EQ(line.at("job_key").as_string(), "user-7");
+  EXPECT_NE(format_text(crash[0]).find(" job=1 job_key=user-7"), std::string::npos)
+      << format_text(crash[0]);
   expect_identity(stop_pool(p));
 }
 

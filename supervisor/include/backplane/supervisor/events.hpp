@@ -50,6 +50,11 @@ struct event_reason {
   std::string error_category{};     ///< error: an error_code's category name ("system", ...)
   std::optional<int> error_code{};  ///< error: an error_code's value
   device_id cascade_from{};         ///< cascade: the linked device whose fault spread
+  /// exception, when a worker_pool's worker crashed under a job (the cause is a
+  /// backplane::job_crashed): the job's sequence number in its pool, and its
+  /// routing key when it was submitted with one.
+  std::optional<std::uint64_t> job{};
+  std::optional<std::string> job_key{};
   friend bool operator==(event_reason const&, event_reason const&) = default;
 };
 
@@ -112,7 +117,8 @@ inline constexpr int report_schema_version = 1;
 /// action=restart delay=200ms`. `reason` and `restarts` are always quoted,
 /// other values when they contain spaces, quotes or '='. A supervisor that
 /// gives up shows `restarts="4 > 3 in 5s"`; `note="..."` follows the action
-/// when there is one; a `restarted` event has no `reason`.
+/// when there is one; `job=7 job_key=customer-3` close a pool worker's crash
+/// under a job; a `restarted` event has no `reason`.
 [[nodiscard]] std::string format_text(supervisor_event const& e);
 
 /// One JSON object, written with Boost.JSON, nothing else on its line (no
@@ -122,7 +128,7 @@ inline constexpr int report_schema_version = 1;
 /// supervisor-wide events), device (integer, null if none), incarnation,
 /// restarts, max_restarts, period_ms, action, delay_ms (if any), note (if
 /// any), kind, and exception_type, message, error_type, error_category,
-/// error_code, cascade_from (integer) when set.
+/// error_code, cascade_from (integer), job (integer), job_key when set.
 [[nodiscard]] std::string format_json(supervisor_event const& e,
                                       std::chrono::system_clock::time_point ts);
 /// With `ts` now.
