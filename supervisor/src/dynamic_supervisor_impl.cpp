@@ -8,6 +8,7 @@
 
 #include "reasons.hpp"
 #include "report_delivery.hpp"
+#include "stop_grace.hpp"
 
 #include <backplane/format.hpp>
 
@@ -316,13 +317,13 @@ void dynamic_supervisor_impl::stop_one(dynamic_child& c) {
     return;
   }
   if (c.stopping) {
-    if (killed_) kill(c);
+    if (killed_) cancel_stopping(c);
     return;
   }
   c.stopping = true;
   shutdown_policy const pol = spec_.shutdown;
   if (pol.is_brutal() || killed_) {
-    kill(c);
+    cancel_stopping(c);
     return;
   }
   (void)c.ln.request_shutdown(id_);
@@ -339,7 +340,34 @@ void dynamic_supervisor_impl::stop_one(dynamic_child& c) {
                                 fmt::format("did not stop within {} of the shutdown request",
                                             duration_text(t))),
                  supervisor_action::cancel);
-    self->kill(*r);
+    self->cancel_stopping(*r);
+  });
+}
+
+void dynamic_supervisor_impl::cancel_stopping(dynamic_child& c) {
+  kill(c);
+  // A child that ignores the cancellation too is abandoned after a grace
+  // period (the static supervisor's rule), so neither this stop nor the
+  // supervisor's own ever hangs on it; `infinity` waits, as it says.
+  if (c.grace || spec_.shutdown.is_infinity()) return;
+  std::weak_ptr<dynamic_supervisor_impl> weak = weak_from_this();
+  device_id const dev = c.dev;
+  auto const grace = abandon_grace(spec_.shutdown);
+  c.grace = clock_->schedule(clock_->now() + grace, ex_, [weak, dev, grace] {
+    auto self = weak.lock();
+    if (!self) return;
+    dynamic_child* r = self->by_device_.find(dev);
+    if (!r || r->dev != dev || r->status != child_status::running || !r->stopping) return;
+    self->report(supervisor_event_kind::shutdown_error, *r,
+                 message_reason(reason_kind::kill_timeout,
+                                fmt::format("ignored cancellation for {}", duration_text(grace))),
+                 supervisor_action::abandon);
+    self->exit_.abandoned.push_back(to_string(dev));
+    // Unlinked, its end can no longer reach us; its incarnation's frames stay
+    // with its coroutine, which the context frees when it is destroyed.
+    self->retire(r->ln);
+    self->remove(*r);
+    self->maybe_finish();
   });
 }
 

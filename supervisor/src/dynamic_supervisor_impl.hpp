@@ -44,6 +44,7 @@ struct dynamic_child {
   supervisor_clock::time_point quiet_since{};
   std::uint64_t restart_seq = 0;
   std::unique_ptr<supervisor_clock::timer> timer;  // restart delay or shutdown deadline
+  std::unique_ptr<supervisor_clock::timer> grace;  // cancelled while stopping: abandon at
   std::vector<boost::asio::any_completion_handler<void(boost::system::error_code)>> stop_waiters;
   std::unique_ptr<boost::asio::any_io_executor> strand;  // with child_strands
   dynamic_child* prev = nullptr;
@@ -111,6 +112,8 @@ class dynamic_supervisor_impl : public std::enable_shared_from_this<dynamic_supe
   /// the deadline; the exit, heard later, finishes it.
   void stop_one(dynamic_child& c);
   void kill(dynamic_child& c);
+  /// Cancels a child being stopped, and abandons it if it ignores that too.
+  void cancel_stopping(dynamic_child& c);
   void begin_stop();
   void give_up(device_id dev, std::uint64_t incarnation, event_reason const& reason);
   void retire(backplane::line const& l);

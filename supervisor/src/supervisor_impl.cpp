@@ -12,6 +12,7 @@
 
 #include "reasons.hpp"
 #include "report_delivery.hpp"
+#include "stop_grace.hpp"
 
 #include <backplane/format.hpp>
 
@@ -533,11 +534,8 @@ asio::awaitable<void> supervisor_impl::stop_child(child_record& r) {
     co_return;
   }
   shutdown_policy const pol = r.spec.shutdown;
-  // A child that ignores cancellation too is given this long before it is
-  // abandoned (unlinked and reported): the supervisor never hangs on it.
-  nanoseconds const grace = pol.is_timeout() && pol.time() > nanoseconds::zero()
-                                ? pol.time()
-                                : nanoseconds(std::chrono::seconds(5));
+  // A child that ignores cancellation too is abandoned after this long.
+  nanoseconds const grace = abandon_grace(pol);
   device_id const dev = r.dev;
   std::uint64_t const inc = r.incarnation;
   target_fault_.reset();

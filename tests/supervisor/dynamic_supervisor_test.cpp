@@ -344,6 +344,78 @@ TEST_F(DynamicSupervisor, ShutdownStopsChildrenConcurrentlyEachUnderItsPolicy) {
   EXPECT_EQ(killed, 3);
 }
 
+TEST_F(DynamicSupervisor, AChildIgnoringItsCancellationTooIsAbandonedNotWaitedFor) {
+  // A run that survives its cancellation and waits on: the stop must not
+  // hang on it (the static supervisor's rule: the timeout once more).
+  auto s = dspec();
+  s.shutdown = shutdown_policy::timeout(100ms);
+  auto d =
+      dyn::start(ctx.get_executor(), std::move(s), [this](child_context&, int n) -> start_result {
+        return [](dyn_kids* kids, int n) -> boost::asio::awaitable<void> {
+          kids->log.push_back(fmt::format("start {}", n));
+          try {
+            co_await forever();
+          } catch (...) {
+            kids->log.push_back(fmt::format("cancelled {}", n));
+          }
+          co_await boost::asio::this_coro::reset_cancellation_state();
+          co_await forever();  // and never returns
+        }(&children, n);
+      });
+  idle();
+  auto const deaf = must_start(d, 1);
+  auto out = std::make_shared<std::optional<supervisor_exit>>();
+  d.async_stop([out](boost::system::error_code, supervisor_exit e) { *out = e; });
+  idle();
+  clock->advance(100ms);  // its shutdown timeout: cancelled
+  idle();
+  EXPECT_FALSE(*out) << "the cancelled child has its grace period";
+  clock->advance(100ms);  // the grace period: abandoned
+  idle();
+  ASSERT_TRUE(*out) << "the stop hangs on a child that ignores cancellation";
+  EXPECT_EQ((*out)->abandoned, (std::vector<std::string>{to_string(deaf)}));
+  EXPECT_FALSE((*out)->fault);
+  EXPECT_EQ(children.log, (std::vector<std::string>{"start 1", "cancelled 1"}));
+  auto errs = of_kind(supervisor_event_kind::shutdown_error);
+  ASSERT_EQ(errs.size(), 2u);
+  EXPECT_EQ(errs[0].action, supervisor_action::cancel);
+  EXPECT_EQ(errs[1].action, supervisor_action::abandon);
+  EXPECT_EQ(errs[1].reason.kind, reason_kind::kill_timeout);
+  EXPECT_EQ(errs[1].device, deaf);
+}
+
+TEST_F(DynamicSupervisor, TerminatingAChildThatIgnoresABrutalKillCompletes) {
+  auto s = dspec();
+  s.shutdown = shutdown_policy::brutal();
+  auto d = dyn::start(ctx.get_executor(), std::move(s), [](child_context&, int) -> start_result {
+    return []() -> boost::asio::awaitable<void> {
+      try {
+        co_await forever();
+      } catch (...) {
+      }
+      co_await boost::asio::this_coro::reset_cancellation_state();
+      co_await forever();
+    }();
+  });
+  idle();
+  auto const deaf = must_start(d, 1);
+  auto r = std::make_shared<reply<int>>();
+  d.async_terminate_child(deaf, void_handler(r));
+  idle();
+  EXPECT_FALSE(r->done) << "killed, it has 5 s to end";
+  clock->advance(5s);
+  idle();
+  ASSERT_TRUE(r->done) << "terminate_child hangs on a child that ignores a brutal kill";
+  EXPECT_FALSE(r->ec) << r->ec.message();
+  EXPECT_TRUE(which(d).empty()) << "abandoned and forgotten";
+  auto errs = of_kind(supervisor_event_kind::shutdown_error);
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_EQ(errs[0].action, supervisor_action::abandon);
+  auto e = stop_async(d);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->abandoned, (std::vector<std::string>{to_string(deaf)}));
+}
+
 TEST_F(DynamicSupervisor, ShutdownRequestToItsLineStopsIt) {
   auto d = start(dspec());
   must_start(d, 1);

@@ -103,7 +103,11 @@ class dynamic_supervisor_base {
 
   /// Stops the child whose running (or last) incarnation is `child`, under
   /// the template's shutdown policy, and forgets it: a dynamic child is not
-  /// kept once terminated (OTP's simple_one_for_one). O(1).
+  /// kept once terminated (OTP's simple_one_for_one). O(1). A child that
+  /// ignores its cancellation too (brutal, or after its timeout) is
+  /// abandoned after a grace period (the timeout again, or 5 s for brutal):
+  /// reported (`shutdown_error`, action `abandon`), unlinked and forgotten,
+  /// and this completes; `infinity` waits for it.
   /// @par Completion Signature `void(boost::system::error_code)`
   /// Errors: supervisor_errc::not_found (no such child: it ended or was
   /// terminated), supervisor_errc::supervisor_down.
@@ -144,7 +148,9 @@ class dynamic_supervisor_base {
   }
   /// Asks the supervisor to stop: every child at once, each under the
   /// shutdown policy (as OTP stops dynamic children), then its device
-  /// cleanly. Completes when all have ended, or at once if it had.
+  /// cleanly. Completes when all have ended, or at once if it had. Children
+  /// that ignore their cancellation are abandoned as async_terminate_child
+  /// says and listed in `supervisor_exit::abandoned` (as `#<device id>`).
   /// @par Completion Signature `void(boost::system::error_code, supervisor_exit)`
   template <class Token>
   auto async_stop(Token&& token) {
