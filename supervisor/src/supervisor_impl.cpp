@@ -10,6 +10,7 @@
 
 #include "supervisor_impl.hpp"
 
+#include "nested_hook.hpp"
 #include "reasons.hpp"
 #include "report_delivery.hpp"
 #include "stop_grace.hpp"
@@ -1110,7 +1111,7 @@ start_result start_nested(supervisor_spec const& spec, child_context& ctx) {
   }
   impl->set_home(&ctx.device);
   // Runs on the nested supervisor's executor (the child's).
-  if (ctx.on_kill) *ctx.on_kill = [impl] { impl->kill_all(); };
+  if (ctx.on_kill) *ctx.on_kill = nested_hook{impl};
   impl->started();
   return nested_life(std::move(impl), &ctx.device);
 }

@@ -179,6 +179,11 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   void api_count_children(handler_t<child_counts> h);
   void api_budget(handler_t<restart_budget> h);
   void api_stop(bool request, handler_t<supervisor_exit> h);
+  // tree_view.cpp
+  void api_which_child(std::string const& id, handler_t<child_info> h);
+  void api_get_childspec(std::string const& id, handler_t<child_spec> h);
+  void api_find_supervisor(std::string path, handler_t<std::optional<supervisor>> h);
+  void api_tree_view(handler_t<tree_node> h);
 
  private:
   // mailbox

@@ -12,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/read_until.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -52,7 +53,8 @@ class Http : public ::testing::Test {
  protected:
   asio::io_context ctx;
   std::shared_ptr<manual_clock> clock = std::make_shared<manual_clock>();
-  std::thread runner;
+  std::vector<std::thread> runners;
+  std::size_t threads = 1;  // threads running ctx
   std::mutex mutex;
   std::condition_variable changed;
   std::vector<supervisor_event> events;
@@ -75,6 +77,40 @@ class Http : public ::testing::Test {
     return s;
   }
 
+  /// app: db (a nested supervisor) -> shard (nested in db) -> s1 (fails once, restarts after 1 s
+  /// of the manual clock), s2; app's own child cache. The nested supervisors inherit the clock
+  /// and the observer.
+  supervisor_spec three_levels() {
+    auto s = tree();
+    supervisor_spec shard;
+    shard.name = "shard";
+    shard.max_restarts = 7;
+    shard.children = {fails_once("s1"), server("s2")};
+    supervisor_spec db;
+    db.name = "db";
+    db.children = {supervisor_child("shard", shard), server("conn")};
+    s.children = {supervisor_child("db", db), server("cache")};
+    s.on_start = [this](supervisor const& h) {
+      std::lock_guard lock(mutex);
+      root = h;
+    };
+    return s;
+  }
+
+  std::optional<supervisor> root;  // set by the root spec's on_start (three_levels)
+
+  /// The handle of the supervisor at `path`, found from the root's handle.
+  supervisor find(std::string const& path) {
+    std::optional<supervisor> r;
+    {
+      std::lock_guard lock(mutex);
+      r = root;
+    }
+    auto found = r->async_find_supervisor(path, asio::use_future).get();
+    if (!found) throw std::runtime_error("no supervisor at " + path);
+    return *found;
+  }
+
   void start(supervisor_spec s,
              std::chrono::nanoseconds request_deadline = std::chrono::seconds(30)) {
     service_options o;
@@ -94,7 +130,7 @@ class Http : public ::testing::Test {
       status = e;
       changed.notify_all();
     });
-    runner = std::thread([this] { ctx.run(); });
+    for (std::size_t i = 0; i < threads; ++i) runners.emplace_back([this] { ctx.run(); });
     std::unique_lock lock(mutex);
     changed.wait(lock, [this] { return endpoint.has_value() || status.has_value(); });
     ASSERT_TRUE(endpoint) << "the service ended before listening";
@@ -122,7 +158,7 @@ class Http : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (!runner.joinable()) return;
+    if (runners.empty()) return;
     std::unique_lock lock(mutex);
     // Raised only while the service's handler is installed: without it SIGTERM would end the
     // test process.
@@ -136,7 +172,7 @@ class Http : public ::testing::Test {
     }
     lock.unlock();
     ctx.stop();
-    runner.join();
+    for (auto& r : runners) r.join();
   }
 
   http::response<http::string_body> get(std::string const& target,
@@ -184,7 +220,10 @@ TEST_F(Http, ReadyzIs503WhileAChildWaitsForItsRestartThen200) {
   wait_for(supervisor_event_kind::child_terminated, "web");
   auto res = get("/readyz");
   EXPECT_EQ(res.result(), http::status::service_unavailable);
-  EXPECT_NE(res.body().find("permanent child web is restarting"), std::string::npos) << res.body();
+  EXPECT_NE(
+      res.body().find("app: child web waits for a restart (exception: std::runtime_error: boom)"),
+      std::string::npos)
+      << res.body();
   clock->advance(std::chrono::seconds(1));
   wait_for(supervisor_event_kind::restarted, "web");
   res = get("/readyz");
@@ -222,6 +261,89 @@ TEST_F(Http, TreeIsJsonWithPathsStatusIncarnationAndBudget) {
   EXPECT_TRUE(web.at("device").is_string());
 }
 
+/// The JSON node at `path` below `node` (the /tree document or a node of it), or nullptr.
+boost::json::object const* node_at(boost::json::object const& node, std::string_view path) {
+  for (auto const& c : node.at("children").as_array()) {
+    auto const& o = c.as_object();
+    auto const p = o.at("path").as_string();
+    if (p == path) return &o;
+    if (path.substr(0, p.size() + 1) == std::string(p) + "/") return node_at(o, path);
+  }
+  return nullptr;
+}
+
+TEST_F(Http, TreeShowsEveryLevelFromEachSupervisorsOwnAnswer) {
+  threads = 4;
+  start(three_levels());
+  wait_for(supervisor_event_kind::child_terminated, "s1");
+  auto res = get("/tree");
+  ASSERT_EQ(res.result(), http::status::ok);
+  auto const tree = boost::json::parse(res.body()).as_object();
+  EXPECT_TRUE(tree.at("answered").as_bool());
+  auto const* db = node_at(tree, "app/db");
+  ASSERT_TRUE(db) << res.body();
+  EXPECT_EQ(db->at("kind").as_string(), "supervisor");
+  EXPECT_TRUE(db->at("inspected").as_bool());
+  EXPECT_EQ(db->at("budget").at("max_restarts").to_number<int>(), 3);
+  auto const* shard = node_at(tree, "app/db/shard");
+  ASSERT_TRUE(shard) << res.body();
+  EXPECT_EQ(shard->at("budget").at("max_restarts").to_number<int>(), 7);
+  EXPECT_EQ(shard->at("budget").at("restarts_in_window").to_number<int>(), 1);
+  // Every child, whether or not an event named it (s2 and conn never had one).
+  auto const* s1 = node_at(tree, "app/db/shard/s1");
+  auto const* s2 = node_at(tree, "app/db/shard/s2");
+  auto const* conn = node_at(tree, "app/db/conn");
+  ASSERT_TRUE(s1 && s2 && conn) << res.body();
+  EXPECT_EQ(s1->at("status").as_string(), "restarting");
+  EXPECT_TRUE(s1->at("restart_pending").as_bool());
+  EXPECT_EQ(s1->at("crashes").to_number<int>(), 1);
+  EXPECT_TRUE(s1->at("device").is_null());
+  EXPECT_EQ(s2->at("status").as_string(), "running");
+  EXPECT_EQ(s2->at("incarnation").to_number<int>(), 1);
+  EXPECT_TRUE(s2->at("device").is_string());
+  EXPECT_EQ(conn->at("kind").as_string(), "worker");
+
+  clock->advance(std::chrono::seconds(1));
+  wait_for(supervisor_event_kind::restarted, "s1");
+  auto const after = boost::json::parse(get("/tree").body()).as_object();
+  s1 = node_at(after, "app/db/shard/s1");
+  ASSERT_TRUE(s1);
+  EXPECT_EQ(s1->at("status").as_string(), "running");
+  EXPECT_EQ(s1->at("incarnation").to_number<int>(), 2);
+  EXPECT_EQ(s1->at("restarts").to_number<int>(), 1);
+}
+
+TEST_F(Http, ReadyzFollowsANestedChildsCrashAndRestart) {
+  threads = 4;
+  start(three_levels());
+  wait_for(supervisor_event_kind::child_terminated, "s1");
+  auto res = get("/readyz");
+  EXPECT_EQ(res.result(), http::status::service_unavailable);
+  EXPECT_NE(res.body().find("app/db/shard: child s1 waits for a restart"), std::string::npos)
+      << res.body();
+  clock->advance(std::chrono::seconds(1));
+  wait_for(supervisor_event_kind::restarted, "s1");
+  res = get("/readyz");
+  EXPECT_EQ(res.result(), http::status::ok) << res.body();
+}
+
+TEST_F(Http, ReadyzSeesANestedPermanentChildStoppedWithoutAnyEvent) {
+  // terminate_child reports nothing: only the nested supervisor's own answer tells /readyz.
+  threads = 4;
+  start(three_levels());
+  clock->advance(std::chrono::seconds(1));
+  wait_for(supervisor_event_kind::restarted, "s1");
+  ASSERT_EQ(get("/readyz").result(), http::status::ok);
+  auto shard = find("app/db/shard");
+  shard.async_terminate_child("s2", asio::use_future).get();
+  auto res = get("/readyz");
+  EXPECT_EQ(res.result(), http::status::service_unavailable);
+  EXPECT_EQ(res.body(), "not ready:\n- app/db/shard: permanent child s2 is stopped\n");
+  (void)shard.async_restart_child("s2", asio::use_future).get();
+  res = get("/readyz");
+  EXPECT_EQ(res.result(), http::status::ok) << res.body();
+}
+
 TEST_F(Http, MetricsAreValidPrometheusText) {
   start(tree());
   crash_and_restart_web();
@@ -248,6 +370,10 @@ TEST_F(Http, MetricsAreValidPrometheusText) {
   EXPECT_EQ(values.at(R"(backplane_children{supervisor="app",status="restarting"})"), 0);
   EXPECT_EQ(values.at(R"(backplane_intensity_exceeded_total{supervisor="app"})"), 0);
   EXPECT_EQ(values.at(R"(backplane_up{supervisor="app"})"), 1);
+  // The nested supervisor answers for itself.
+  EXPECT_EQ(values.at(R"(backplane_children{supervisor="app/db",status="running"})"), 1);
+  EXPECT_EQ(values.at(R"(backplane_max_restarts{supervisor="app/db"})"), 3);
+  EXPECT_EQ(values.at(R"(backplane_restarts_in_window{supervisor="app"})"), 1);
 }
 
 TEST_F(Http, EventsStreamTheReports) {

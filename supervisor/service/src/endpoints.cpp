@@ -10,7 +10,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <chrono>
-#include <set>
+#include <vector>
 
 namespace backplane::detail {
 
@@ -46,42 +46,49 @@ tree_state::child_counters const* find(counters_map const& m, std::string const&
   return it == m.end() ? nullptr : &it->second;
 }
 
-void add_counters(json::object& o, tree_state::child_counters const* c) {
-  o["restarts"] = c ? c->restarts : 0;
-  o["crashes"] = c ? c->crashes : 0;
-  o["restart_pending"] = c ? c->restart_pending : false;
-  o["last_reason"] = c ? c->last_reason : std::string();
+json::object budget_json(restart_budget const& b) {
+  json::object o;
+  o["restarts_in_window"] = b.restarts_in_window;
+  o["max_restarts"] = b.max_restarts;
+  o["period_ms"] = duration_cast<milliseconds>(b.period).count();
+  o["until_oldest_expires_ms"] = duration_cast<milliseconds>(b.until_oldest_expires).count();
+  return o;
 }
 
-/// The children of the nested supervisor at `path` as its events named them: the children it
-/// reported about, and the supervisors below it that reported about theirs.
-json::array nested_children(counters_map const& m, std::string const& path) {
-  std::set<std::string> ids;
-  auto const prefix = path + "/";
-  for (auto const& [key, c] : m) {
-    if (key.first == path) {
-      ids.insert(key.second);
-    } else if (key.first.compare(0, prefix.size(), prefix) == 0) {
-      auto rest = key.first.substr(prefix.size());
-      ids.insert(rest.substr(0, rest.find('/')));
-    }
+/// One child of `parent` (a supervisor's path) and, for a nested supervisor that answered, its
+/// own children.
+json::object node_json(tree_node const& n, std::string const& parent, counters_map const& m) {
+  json::object o;
+  auto const& k = n.info;
+  o["id"] = k.id;
+  o["path"] = n.path;
+  o["kind"] = k.kind == child_kind::supervisor ? "supervisor" : "worker";
+  o["restart"] = restart_name(k.restart);
+  o["status"] = status_name(k.status);
+  o["incarnation"] = k.incarnation;
+  if (k.device) {
+    o["device"] = fmt::format("{}", *k.device);
+  } else {
+    o["device"] = nullptr;
   }
-  json::array out;
-  for (auto const& id : ids) {
-    json::object o;
-    auto const child_path = prefix + id;
-    auto const* c = find(m, path, id);
-    o["id"] = id;
-    o["path"] = child_path;
-    o["status"] = c ? c->status : std::string("running");
-    o["incarnation"] = c ? c->incarnation : 0;
-    add_counters(o, c);
-    auto below = nested_children(m, child_path);
-    o["kind"] = below.empty() ? "worker" : "supervisor";
-    o["children"] = std::move(below);
-    out.push_back(std::move(o));
-  }
-  return out;
+  auto const* c = find(m, parent, k.id);
+  o["restarts"] = c ? c->restarts : 0;
+  o["crashes"] = c ? c->crashes : 0;
+  o["restart_pending"] = k.status == child_status::restarting;
+  o["last_reason"] = c ? c->last_reason : std::string();
+  o["inspected"] = n.inspected;
+  if (n.budget) o["budget"] = budget_json(*n.budget);
+  json::array children;
+  for (auto const& child : n.children) children.push_back(node_json(child, n.path, m));
+  o["children"] = std::move(children);
+  return o;
+}
+
+/// The supervisors of the view that answered, parents before their children.
+void supervisors(tree_node const& n, std::vector<tree_node const*>& out) {
+  if (!n.inspected) return;
+  out.push_back(&n);
+  for (auto const& c : n.children) supervisors(c, out);
 }
 
 /// A Prometheus label value: backslash, double quote and line feed escaped.
@@ -105,21 +112,25 @@ std::string label(std::string_view v) {
 
 readiness check_ready(tree_snapshot const& s) {
   readiness r;
-  if (!s.children) {
+  if (!s.tree) {
     r.reasons.push_back(fmt::format("{}: the root supervisor did not answer", s.root_path));
-  } else {
-    for (auto const& k : *s.children) {
-      if (k.restart == restart_type::permanent && k.status != child_status::running) {
-        r.reasons.push_back(
-            fmt::format("{}: permanent child {} is {}", s.root_path, k.id, status_name(k.status)));
-      }
-    }
+    r.ready = false;
+    return r;
   }
-  for (auto const& [key, c] : s.counters) {
-    // The root's own children were checked above, from the root's answer.
-    if (c.restart_pending && (key.first != s.root_path || !s.children)) {
-      r.reasons.push_back(fmt::format("{}: child {} waits for a restart ({})", key.first,
-                                      key.second, c.last_reason));
+  std::vector<tree_node const*> sups;
+  supervisors(*s.tree, sups);
+  for (auto const* sup : sups) {
+    for (auto const& child : sup->children) {
+      auto const& k = child.info;
+      auto const* c = find(s.counters, sup->path, k.id);
+      auto const why = c && !c->last_reason.empty() ? fmt::format(" ({})", c->last_reason) : "";
+      if (k.status == child_status::restarting) {
+        r.reasons.push_back(
+            fmt::format("{}: child {} waits for a restart{}", sup->path, k.id, why));
+      } else if (k.restart == restart_type::permanent && k.status != child_status::running) {
+        r.reasons.push_back(fmt::format("{}: permanent child {} is {}{}", sup->path, k.id,
+                                        status_name(k.status), why));
+      }
     }
   }
   r.ready = r.reasons.empty();
@@ -129,40 +140,15 @@ readiness check_ready(tree_snapshot const& s) {
 std::string tree_json(tree_snapshot const& s) {
   json::object root;
   root["path"] = s.root_path;
-  root["answered"] = s.children.has_value();
-  if (s.budget) {
-    json::object b;
-    b["restarts_in_window"] = s.budget->restarts_in_window;
-    b["max_restarts"] = s.budget->max_restarts;
-    b["period_ms"] = duration_cast<milliseconds>(s.budget->period).count();
-    b["until_oldest_expires_ms"] =
-        duration_cast<milliseconds>(s.budget->until_oldest_expires).count();
-    root["budget"] = std::move(b);
-  }
+  root["answered"] = s.tree.has_value();
+  if (s.tree && s.tree->budget) root["budget"] = budget_json(*s.tree->budget);
   json::object intensity;
   for (auto const& [path, n] : s.intensity_exceeded) intensity[path] = n;
   root["intensity_exceeded"] = std::move(intensity);
   json::array children;
-  if (s.children) {
-    for (auto const& k : *s.children) {
-      json::object o;
-      auto const path = s.root_path + "/" + k.id;
-      o["id"] = k.id;
-      o["path"] = path;
-      o["kind"] = k.kind == child_kind::supervisor ? "supervisor" : "worker";
-      o["restart"] = restart_name(k.restart);
-      o["status"] = status_name(k.status);
-      o["incarnation"] = k.incarnation;
-      if (k.device) {
-        o["device"] = fmt::format("{}", *k.device);
-      } else {
-        o["device"] = nullptr;
-      }
-      add_counters(o, find(s.counters, s.root_path, k.id));
-      o["children"] =
-          k.kind == child_kind::supervisor ? nested_children(s.counters, path) : json::array();
-      children.push_back(std::move(o));
-    }
+  if (s.tree) {
+    for (auto const& c : s.tree->children)
+      children.push_back(node_json(c, s.root_path, s.counters));
   }
   root["children"] = std::move(children);
   return json::serialize(root);
@@ -185,8 +171,7 @@ std::string metrics_text(tree_snapshot const& s) {
   out +=
       fmt::format("# HELP backplane_up 1 when the root supervisor answered within the deadline.\n");
   out += fmt::format("# TYPE backplane_up gauge\n");
-  out +=
-      fmt::format("backplane_up{{supervisor=\"{}\"}} {}\n", label(s.root_path), s.children ? 1 : 0);
+  out += fmt::format("backplane_up{{supervisor=\"{}\"}} {}\n", label(s.root_path), s.tree ? 1 : 0);
 
   out += fmt::format(
       "# HELP backplane_child_restarts_total Restarts of a child, by supervisor and child id.\n");
@@ -202,14 +187,17 @@ std::string metrics_text(tree_snapshot const& s) {
     out += fmt::format("backplane_child_crashes_total{{supervisor=\"{}\",child=\"{}\"}} {}\n",
                        label(key.first), label(key.second), c.crashes);
   }
-  out += fmt::format("# HELP backplane_children Children of the root supervisor by status.\n");
+  std::vector<tree_node const*> sups;
+  if (s.tree) supervisors(*s.tree, sups);
+  out += fmt::format(
+      "# HELP backplane_children Children of each supervisor that answered, by status.\n");
   out += fmt::format("# TYPE backplane_children gauge\n");
-  if (s.children) {
+  for (auto const* sup : sups) {
     std::map<std::string, std::size_t> by_status{{"running", 0}, {"restarting", 0}, {"stopped", 0}};
-    for (auto const& k : *s.children) ++by_status[status_name(k.status)];
+    for (auto const& c : sup->children) ++by_status[status_name(c.info.status)];
     for (auto const& [status, n] : by_status) {
       out += fmt::format("backplane_children{{supervisor=\"{}\",status=\"{}\"}} {}\n",
-                         label(s.root_path), status, n);
+                         label(sup->path), status, n);
     }
   }
   out += fmt::format(
@@ -224,16 +212,19 @@ std::string metrics_text(tree_snapshot const& s) {
     out +=
         fmt::format("backplane_intensity_exceeded_total{{supervisor=\"{}\"}} {}\n", label(path), n);
   }
-  if (s.budget) {
-    out += fmt::format(
-        "# HELP backplane_restarts_in_window Restarts counted against the root's intensity.\n");
-    out += fmt::format("# TYPE backplane_restarts_in_window gauge\n");
-    out += fmt::format("backplane_restarts_in_window{{supervisor=\"{}\"}} {}\n", label(s.root_path),
-                       s.budget->restarts_in_window);
-    out += fmt::format("# HELP backplane_max_restarts The root's intensity limit.\n");
-    out += fmt::format("# TYPE backplane_max_restarts gauge\n");
-    out += fmt::format("backplane_max_restarts{{supervisor=\"{}\"}} {}\n", label(s.root_path),
-                       s.budget->max_restarts);
+  out += fmt::format(
+      "# HELP backplane_restarts_in_window Restarts counted against each supervisor's "
+      "intensity.\n");
+  out += fmt::format("# TYPE backplane_restarts_in_window gauge\n");
+  for (auto const* sup : sups) {
+    out += fmt::format("backplane_restarts_in_window{{supervisor=\"{}\"}} {}\n", label(sup->path),
+                       sup->budget ? sup->budget->restarts_in_window : 0);
+  }
+  out += fmt::format("# HELP backplane_max_restarts Each supervisor's intensity limit.\n");
+  out += fmt::format("# TYPE backplane_max_restarts gauge\n");
+  for (auto const* sup : sups) {
+    out += fmt::format("backplane_max_restarts{{supervisor=\"{}\"}} {}\n", label(sup->path),
+                       sup->budget ? sup->budget->max_restarts : 0);
   }
   return out;
 }

@@ -14,13 +14,13 @@
 
 namespace backplane::detail {
 
-/// What the HTTP endpoints know at one moment: the root's answers to its runtime API (empty
-/// when it did not answer in time) and the counters the events left behind, which cover the
-/// nested supervisors too.
+/// What the HTTP endpoints know at one moment: the root's tree view (empty when it did not answer
+/// in time), each supervisor answering for its own children on its own executor, and the
+/// counters the events left behind (restarts, crashes, last reasons), which the view does not
+/// hold.
 struct tree_snapshot {
   std::string root_path{};
-  std::optional<std::vector<child_info>> children{};  ///< the root's which_children
-  std::optional<restart_budget> budget{};             ///< the root's restart budget
+  std::optional<tree_node> tree{};  ///< the root's async_tree_view
   std::map<std::pair<std::string, std::string>, tree_state::child_counters> counters{};
   std::map<std::string, std::uint64_t> intensity_exceeded{};
 };
@@ -30,14 +30,15 @@ struct readiness {
   std::vector<std::string> reasons{};  ///< why not, one line each
 };
 
-/// Ready when the root answered, every permanent child of the root is running, and no child of
-/// any supervisor in the tree waits for a restart.
+/// Ready when the root answered and, in every supervisor of the tree view, every permanent child
+/// is running and no child waits for a restart.
 [[nodiscard]] readiness check_ready(tree_snapshot const& s);
 
-/// The tree as JSON (Boost.JSON): {"path", "answered", "budget": {...}, "children": [{"id",
-/// "path", "kind", "restart", "status", "incarnation", "device", "restarts", "crashes",
-/// "restart_pending", "last_reason", "children": [...]}]}; a nested supervisor's children are
-/// those its events named.
+/// The tree as JSON (Boost.JSON): {"path", "answered", "budget": {...}, "intensity_exceeded":
+/// {path: n}, "children": [node]}, each node {"id", "path", "kind", "restart", "status",
+/// "incarnation", "device", "restarts", "crashes", "restart_pending", "last_reason",
+/// "inspected", "budget" (a nested supervisor that answered), "children": [node]}, from the
+/// tree view level by level.
 [[nodiscard]] std::string tree_json(tree_snapshot const& s);
 
 /// Prometheus text exposition format, version 0.0.4.

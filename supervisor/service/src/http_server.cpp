@@ -104,17 +104,12 @@ response make_response(http::status status, unsigned version, std::string body,
 asio::awaitable<tree_snapshot> snapshot(http_server const& server) {
   tree_snapshot s;
   auto const& root = server.root();
-  auto const deadline = server.options().livez_deadline;
   s.root_path = root.path();
   auto handle = root;
-  auto const which = [&handle](auto h) { handle.async_which_children(std::move(h)); };
-  auto const budget = [&handle](auto h) { handle.async_restart_budget(std::move(h)); };
-  auto children = co_await ask<std::vector<child_info>>(which, deadline);
-  s.children = std::move(children);
-  if (s.children) {
-    auto b = co_await ask<restart_budget>(budget, deadline);
-    s.budget = b;
-  }
+  // The whole tree, each supervisor answering on its own executor; one deadline for all.
+  auto const view = [&handle](auto h) { handle.async_tree_view(std::move(h)); };
+  auto tree = co_await ask<tree_node>(view, server.options().livez_deadline);
+  s.tree = std::move(tree);
   s.counters = server.state()->children();
   s.intensity_exceeded = server.state()->intensity_exceeded();
   co_return s;

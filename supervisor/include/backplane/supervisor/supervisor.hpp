@@ -62,6 +62,27 @@ struct restart_budget {
   std::chrono::nanoseconds until_oldest_expires{0};
 };
 
+/// One node of `async_tree_view`: a supervisor, or one of its children as
+/// its supervisor lists it; a nested supervisor's node holds its own
+/// children, level by level.
+struct tree_node {
+  /// The supervisor's path and the child's id, "app/db/conn" (a root: its
+  /// name, as `supervisor::path()` says).
+  std::string path{};
+  /// The child's row, as `which_child` gives it. For the node of the
+  /// supervisor asked: its id is its path, its kind `supervisor`, its status
+  /// `running`, its device its own (its parent's row says more).
+  child_info info{};
+  /// A supervisor whose children are listed below (`inspected`): its budget.
+  std::optional<restart_budget> budget{};
+  /// True when `children` lists the node's children: the node is a
+  /// supervisor that answered. False for workers, for supervisors that are
+  /// not running or ended before they answered, and for dynamic supervisors
+  /// and worker pools (not reachable through this view yet).
+  bool inspected = false;
+  std::vector<tree_node> children{};
+};
+
 /// How a supervisor ended.
 struct supervisor_exit {
   bool intensity_exceeded = false;          ///< gave up: too many restarts
@@ -188,6 +209,72 @@ class supervisor {
         },
         token);
   }
+  /// One child's row, as `async_which_children` would list it.
+  /// @par Completion Signature `void(boost::system::error_code, child_info)`
+  /// Errors: `not_found` (no child with this id), `supervisor_down`.
+  template <class Token>
+  auto async_which_child(std::string id, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, child_info)>(
+        [impl = impl_](auto h, std::string i) {
+          which_child(impl, std::move(i), any_handler<child_info>(std::move(h), impl));
+        },
+        token, std::move(id));
+  }
+  /// A copy of a child's spec (OTP's get_childspec), with its start
+  /// function: copied if it is copyable, else shared with the supervisor's
+  /// (see start_function). A temporary child that has started has none left
+  /// (its spec's `start` is empty).
+  /// @par Completion Signature `void(boost::system::error_code, child_spec)`
+  /// Errors: `not_found` (no child with this id), `supervisor_down`.
+  template <class Token>
+  auto async_get_childspec(std::string id, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, child_spec)>(
+        [impl = impl_](auto h, std::string i) {
+          get_childspec(impl, std::move(i), any_handler<child_spec>(std::move(h), impl));
+        },
+        token, std::move(id));
+  }
+  /// A handle to the nested supervisor at `path`, as its `path()` says
+  /// ("app/db/cache" from the root "app"; this supervisor's own path gives a
+  /// handle to itself). Each supervisor on the way answers for its own
+  /// child, on its own executor, and hands the question down.
+  /// @par Completion Signature `void(boost::system::error_code, std::optional<supervisor>)`
+  /// the handle, empty exactly when the error_code is set. Errors:
+  /// `not_found` (the path does not start with this supervisor's path, or
+  /// names no child, or a worker, or a dynamic supervisor or worker pool),
+  /// `supervisor_down` (a supervisor on the path is not running: stopped,
+  /// waiting to restart, or ending).
+  template <class Token>
+  auto async_find_supervisor(std::string path, Token&& token) {
+    return boost::asio::async_initiate<Token,
+                                       void(boost::system::error_code, std::optional<supervisor>)>(
+        [impl = impl_](auto h, std::string p) {
+          find_supervisor(impl, std::move(p),
+                          any_handler<std::optional<supervisor>>(std::move(h), impl));
+        },
+        token, std::move(path));
+  }
+  /// The whole tree below this supervisor, a recursive which_children: this
+  /// supervisor's node, its children in start order, and each running nested
+  /// supervisor's node with its children and budget, and so on down.
+  ///
+  /// Each supervisor lists its own children on its own executor and asks its
+  /// running nested supervisors through this same call; nothing is locked.
+  /// So each level is exact at the moment its supervisor answered, and the
+  /// levels are read one after the other, not at one instant: a restart
+  /// between two answers shows in one level and not yet in another. A nested
+  /// supervisor that ends before it answers is listed with `inspected`
+  /// false. The reply waits for every nested supervisor: one whose executor
+  /// is blocked delays it (wait with a deadline of your own; see the class's
+  /// note on cancellation).
+  /// @par Completion Signature `void(boost::system::error_code, tree_node)`
+  /// Errors: `supervisor_down` (this supervisor has ended).
+  template <class Token>
+  auto async_tree_view(Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, tree_node)>(
+        [impl = impl_](auto h) { tree_view(impl, any_handler<tree_node>(std::move(h), impl)); },
+        token);
+  }
   /// @par Completion Signature `void(boost::system::error_code, child_counts)`
   /// Errors: `supervisor_down` (it has ended).
   template <class Token>
@@ -286,6 +373,12 @@ class supervisor {
   static void delete_child(impl_ptr const&, std::string, void_handler_t);
   static void which_children(impl_ptr const&, handler_t<std::vector<child_info>>);
   static void count_children(impl_ptr const&, handler_t<child_counts>);
+  // tree_view.cpp
+  static void which_child(impl_ptr const&, std::string, handler_t<child_info>);
+  static void get_childspec(impl_ptr const&, std::string, handler_t<child_spec>);
+  static void find_supervisor(impl_ptr const&, std::string, handler_t<std::optional<supervisor>>);
+  static void tree_view(impl_ptr const&, handler_t<tree_node>);
+
   static void budget(impl_ptr const&, handler_t<restart_budget>);
   static void stop(impl_ptr const&, bool request, handler_t<supervisor_exit>);
 
