@@ -7,11 +7,14 @@
 #include <backplane/service/run_service.hpp>
 
 #include <gtest/gtest.h>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -24,6 +27,8 @@
 
 #include <condition_variable>
 #include <csignal>
+#include <future>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <regex>
@@ -49,12 +54,56 @@ child_spec fails_once(std::string id) {
   return spec;
 }
 
+using job_result = boost::system::result<int, boost::system::error_code>;
+
+/// A pool job that says it started, then waits until the test cancels its timer.
+asio::awaitable<job_result> held_job(std::shared_ptr<asio::steady_timer> t,
+                                     std::shared_ptr<std::promise<void>> started) {
+  started->set_value();
+  (void)co_await t->async_wait(asio::as_tuple(asio::use_awaitable));
+  co_return 1;
+}
+asio::awaitable<job_result> failing_job() {
+  co_return make_error_code(boost::system::errc::io_error);
+}
+asio::awaitable<job_result> throwing_job() {
+  throw std::runtime_error("job boom");
+  co_return 0;
+}
+
+/// A pool job's answer, waited for from the test thread.
+struct job_answer {
+  std::promise<bool> crashed_or_refused;  // true when the answer is an exception
+  auto handler() {
+    return [this](std::exception_ptr e, job_result) { crashed_or_refused.set_value(e != nullptr); };
+  }
+};
+
+/// `/metrics` parsed: "name{labels}" -> value; every other line must be a HELP or TYPE comment.
+std::map<std::string, double> parse_metrics(std::string const& body) {
+  std::regex const sample(R"re(([a-z_]+)\{((?:[a-z_]+="(?:[^"\\]|\\.)*",?)*)\} ([0-9.e+-]+))re");
+  std::regex const comment(R"re(# (HELP|TYPE) [a-z_]+ .+)re");
+  std::map<std::string, double> values;
+  std::istringstream in(body);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (std::regex_match(line, m, sample)) {
+      values[m[1].str() + "{" + m[2].str() + "}"] = std::stod(m[3].str());
+    } else {
+      EXPECT_TRUE(std::regex_match(line, comment)) << "not Prometheus text: " << line;
+    }
+  }
+  return values;
+}
+
 class Http : public ::testing::Test {
  protected:
   asio::io_context ctx;
   std::shared_ptr<manual_clock> clock = std::make_shared<manual_clock>();
   std::vector<std::thread> runners;
-  std::size_t threads = 1;  // threads running ctx
+  std::size_t threads = 1;               // threads running ctx
+  std::shared_ptr<pool_registry> pools;  // http_options::pools
   std::mutex mutex;
   std::condition_variable changed;
   std::vector<supervisor_event> events;
@@ -120,6 +169,7 @@ class Http : public ::testing::Test {
     o.http->port = 0;
     o.http->request_deadline = request_deadline;
     o.http->max_request_bytes = 4096;
+    o.http->pools = pools;
     o.http->on_listen = [this](tcp::endpoint ep) {
       std::lock_guard lock(mutex);
       endpoint = ep;
@@ -136,12 +186,13 @@ class Http : public ::testing::Test {
     ASSERT_TRUE(endpoint) << "the service ended before listening";
   }
 
-  /// Waits until an event of `kind` about `child` has been observed.
+  /// Waits until an event of `kind` about `child` (or from the supervisor at path `child`) has
+  /// been observed.
   void wait_for(supervisor_event_kind kind, std::string const& child) {
     std::unique_lock lock(mutex);
     changed.wait(lock, [&] {
       for (auto const& e : events) {
-        if (e.event == kind && e.child == child) return true;
+        if (e.event == kind && (e.child == child || e.supervisor == child)) return true;
       }
       return false;
     });
@@ -351,19 +402,9 @@ TEST_F(Http, MetricsAreValidPrometheusText) {
   ASSERT_EQ(res.result(), http::status::ok);
   EXPECT_EQ(res[http::field::content_type], "text/plain; version=0.0.4; charset=utf-8");
   // Every line is a comment (# HELP / # TYPE) or a sample: name{label="value",...} number.
-  std::regex const sample(R"re(([a-z_]+)\{((?:[a-z_]+="(?:[^"\\]|\\.)*",?)*)\} ([0-9.e+-]+))re");
-  std::regex const comment(R"re(# (HELP|TYPE) [a-z_]+ .+)re");
-  std::map<std::string, double> values;
-  std::istringstream in(res.body());
-  std::string line;
-  while (std::getline(in, line)) {
-    std::smatch m;
-    if (std::regex_match(line, m, sample)) {
-      values[m[1].str() + "{" + m[2].str() + "}"] = std::stod(m[3].str());
-    } else {
-      EXPECT_TRUE(std::regex_match(line, comment)) << "not Prometheus text: " << line;
-    }
-  }
+  auto const values = parse_metrics(res.body());
+  // No pool registered: no pool metrics.
+  for (auto const& [key, v] : values) EXPECT_EQ(key.rfind("backplane_pool_", 0), std::string::npos);
   EXPECT_EQ(values.at(R"(backplane_child_restarts_total{supervisor="app",child="web"})"), 1);
   EXPECT_EQ(values.at(R"(backplane_child_crashes_total{supervisor="app",child="web"})"), 1);
   EXPECT_EQ(values.at(R"(backplane_children{supervisor="app",status="running"})"), 3);
@@ -374,6 +415,67 @@ TEST_F(Http, MetricsAreValidPrometheusText) {
   EXPECT_EQ(values.at(R"(backplane_children{supervisor="app/db",status="running"})"), 1);
   EXPECT_EQ(values.at(R"(backplane_max_restarts{supervisor="app/db"})"), 3);
   EXPECT_EQ(values.at(R"(backplane_restarts_in_window{supervisor="app"})"), 1);
+}
+
+TEST_F(Http, MetricsShowTheRegisteredPoolsStats) {
+  // app/pool: one worker, room for one queued job. A held job runs, a second waits, a third is
+  // refused; then the held one completes, the second fails, a fourth crashes its worker.
+  auto registry = std::make_shared<pool_registry>();
+  std::optional<worker_pool> pool;
+  worker_pool_spec ps;
+  ps.name = "pool";
+  ps.workers = 1;
+  ps.queue_capacity = 1;
+  auto s = tree();
+  s.children.push_back(worker_pool::as_child(
+      "pool", ps, pool_registry::on_start(registry, [this, &pool](worker_pool p) {
+        std::lock_guard lock(mutex);
+        pool = std::move(p);
+      })));
+  pools = registry;
+  start(std::move(s));
+  worker_pool handle = [this, &pool] {
+    std::lock_guard lock(mutex);
+    return *pool;
+  }();
+  EXPECT_EQ(handle.path(), "app/pool");
+
+  auto held = std::make_shared<asio::steady_timer>(ctx, asio::steady_timer::time_point::max());
+  auto started = std::make_shared<std::promise<void>>();
+  job_answer a, b, c, d;
+  handle.async_submit(held_job(held, started), a.handler());
+  started->get_future().wait();
+  handle.async_submit(failing_job(), b.handler());
+  handle.try_submit(failing_job(), c.handler());
+  EXPECT_TRUE(c.crashed_or_refused.get_future().get());  // queue_full
+
+  auto v = parse_metrics(get("/metrics").body());
+  EXPECT_EQ(v.at(R"(backplane_pool_jobs_running{pool="app/pool"})"), 1);
+  EXPECT_EQ(v.at(R"(backplane_pool_jobs_queued{pool="app/pool"})"), 1);
+  EXPECT_EQ(v.at(R"(backplane_pool_jobs_rejected_total{pool="app/pool"})"), 1);
+  EXPECT_EQ(v.at(R"(backplane_pool_jobs_submitted_total{pool="app/pool"})"), 2);
+  EXPECT_EQ(v.at(R"(backplane_pool_workers_alive{pool="app/pool"})"), 1);
+
+  asio::post(ctx, [held] { held->cancel(); });
+  EXPECT_FALSE(a.crashed_or_refused.get_future().get());
+  EXPECT_FALSE(b.crashed_or_refused.get_future().get());
+  handle.async_submit(throwing_job(), d.handler());
+  EXPECT_TRUE(d.crashed_or_refused.get_future().get());  // job_crashed
+  wait_for(supervisor_event_kind::restarted, "app/pool");
+
+  v = parse_metrics(get("/metrics").body());
+  EXPECT_EQ(v.at(R"(backplane_pool_jobs_submitted_total{pool="app/pool"})"), 3);
+  EXPECT_EQ(v.at(R"(backplane_pool_jobs_completed_total{pool="app/pool"})"), 1);
+  EXPECT_EQ(v.at(R"(backplane_pool_jobs_failed_total{pool="app/pool"})"), 1);
+  EXPECT_EQ(v.at(R"(backplane_pool_jobs_crashed_total{pool="app/pool"})"), 1);
+  EXPECT_EQ(v.at(R"(backplane_pool_jobs_cancelled_total{pool="app/pool"})"), 0);
+  EXPECT_EQ(v.at(R"(backplane_pool_jobs_rejected_total{pool="app/pool"})"), 1);
+  EXPECT_EQ(v.at(R"(backplane_pool_jobs_retried_total{pool="app/pool"})"), 0);
+  EXPECT_EQ(v.at(R"(backplane_pool_jobs_running{pool="app/pool"})"), 0);
+  EXPECT_EQ(v.at(R"(backplane_pool_jobs_queued{pool="app/pool"})"), 0);
+  EXPECT_EQ(v.at(R"(backplane_pool_workers_alive{pool="app/pool"})"), 1);
+  EXPECT_EQ(v.at(R"(backplane_pool_worker_restarts_total{pool="app/pool"})"), 1);
+  EXPECT_EQ(v.at(R"(backplane_pool_queue_high_water{pool="app/pool"})"), 1);
 }
 
 TEST_F(Http, EventsStreamTheReports) {

@@ -108,6 +108,49 @@ std::string label(std::string_view v) {
   return out;
 }
 
+/// One pool metric: its HELP and TYPE lines, then a sample per pool.
+template <class Get>
+void pool_metric(std::string& out, std::vector<std::pair<std::string, pool_stats>> const& pools,
+                 std::string_view name, std::string_view type, std::string_view help, Get get) {
+  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  for (auto const& [path, st] : pools) {
+    out += fmt::format("{}{{pool=\"{}\"}} {}\n", name, label(path), get(st));
+  }
+}
+
+void pool_metrics(std::string& out, std::vector<std::pair<std::string, pool_stats>> const& p) {
+  if (p.empty()) return;
+  using s = pool_stats const&;
+  pool_metric(out, p, "backplane_pool_jobs_queued", "gauge",
+              "Jobs waiting for a worker (submitters waiting for room included).",
+              [](s x) { return x.queued; });
+  pool_metric(out, p, "backplane_pool_jobs_running", "gauge",
+              "Jobs handed to a worker and not answered yet.", [](s x) { return x.running; });
+  pool_metric(out, p, "backplane_pool_jobs_submitted_total", "counter",
+              "Jobs accepted by async_submit or try_submit.", [](s x) { return x.submitted; });
+  pool_metric(out, p, "backplane_pool_jobs_completed_total", "counter",
+              "Jobs answered with their value.", [](s x) { return x.completed; });
+  pool_metric(out, p, "backplane_pool_jobs_failed_total", "counter",
+              "Jobs answered with the error they returned.", [](s x) { return x.failed; });
+  pool_metric(out, p, "backplane_pool_jobs_crashed_total", "counter",
+              "Jobs answered with job_crashed (they threw, or their worker died).",
+              [](s x) { return x.crashed; });
+  pool_metric(out, p, "backplane_pool_jobs_cancelled_total", "counter",
+              "Jobs answered with operation_aborted or pool_failed.",
+              [](s x) { return x.cancelled; });
+  pool_metric(out, p, "backplane_pool_jobs_rejected_total", "counter",
+              "Submissions refused at once (queue full, pool stopping).",
+              [](s x) { return x.rejected; });
+  pool_metric(out, p, "backplane_pool_jobs_retried_total", "counter",
+              "Crashed attempts of idempotent jobs run again.", [](s x) { return x.retried; });
+  pool_metric(out, p, "backplane_pool_workers_alive", "gauge", "Workers running.",
+              [](s x) { return x.workers_alive; });
+  pool_metric(out, p, "backplane_pool_worker_restarts_total", "counter", "Worker restarts.",
+              [](s x) { return x.restarts; });
+  pool_metric(out, p, "backplane_pool_queue_high_water", "gauge", "Most jobs ever queued at once.",
+              [](s x) { return x.queue_high_water; });
+}
+
 }  // namespace
 
 readiness check_ready(tree_snapshot const& s) {
@@ -226,6 +269,7 @@ std::string metrics_text(tree_snapshot const& s) {
     out += fmt::format("backplane_max_restarts{{supervisor=\"{}\"}} {}\n", label(sup->path),
                        sup->budget ? sup->budget->max_restarts : 0);
   }
+  pool_metrics(out, s.pools);
   return out;
 }
 

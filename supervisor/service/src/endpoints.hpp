@@ -4,6 +4,7 @@
 #include "tree_state.hpp"
 
 #include <backplane/supervisor/supervisor.hpp>
+#include <backplane/supervisor/worker_pool.hpp>
 
 #include <map>
 #include <optional>
@@ -23,6 +24,8 @@ struct tree_snapshot {
   std::optional<tree_node> tree{};  ///< the root's async_tree_view
   std::map<std::pair<std::string, std::string>, tree_state::child_counters> counters{};
   std::map<std::string, std::uint64_t> intensity_exceeded{};
+  /// The registered worker pools' stats, by path (http_options::pools).
+  std::vector<std::pair<std::string, pool_stats>> pools{};
 };
 
 struct readiness {

@@ -112,6 +112,7 @@ asio::awaitable<tree_snapshot> snapshot(http_server const& server) {
   s.tree = std::move(tree);
   s.counters = server.state()->children();
   s.intensity_exceeded = server.state()->intensity_exceeded();
+  if (server.options().pools) s.pools = server.options().pools->snapshot();
   co_return s;
 }
 

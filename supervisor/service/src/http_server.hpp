@@ -20,9 +20,10 @@ namespace backplane::detail {
 struct http_connection;
 
 /// Listens on `http_options`' address and answers GET /livez, /readyz, /tree, /metrics,
-/// /events and /. Every answer about the tree comes from the supervisors' runtime API
-/// (which_children, restart budget), awaited with a deadline, and from the events the
-/// service's observer recorded; nothing here locks or blocks a supervisor.
+/// /events and /. Every answer about the tree comes from the root's runtime API (its tree view,
+/// each supervisor answering on its own executor), awaited with a deadline, from the events the
+/// service's observer recorded, and from the registered pools' own stats; nothing here locks or
+/// blocks a supervisor.
 ///
 /// Each connection runs on its own strand; a request must arrive whole within
 /// `request_deadline` and fit in `max_request_bytes`, else the connection is answered 400 (too

@@ -2,6 +2,7 @@
 // run_service: run a supervision tree as a process's whole life, the way systemd and Kubernetes
 // expect a service to behave.
 
+#include <backplane/service/pool_registry.hpp>
 #include <backplane/service/service_exit.hpp>
 #include <backplane/supervisor/supervisor_spec.hpp>
 
@@ -32,6 +33,8 @@ struct http_options {
   std::size_t max_request_bytes = 16 * 1024;
   /// `/livez` fails (503) when the root supervisor does not answer within this time.
   std::chrono::nanoseconds livez_deadline = std::chrono::seconds(1);
+  /// The worker pools whose stats `/metrics` shows (`backplane_pool_*`); none when empty.
+  std::shared_ptr<pool_registry> pools{};
   /// Called once listening, with the bound endpoint (how a test learns an ephemeral port).
   std::function<void(boost::asio::ip::tcp::endpoint)> on_listen{};
 };
