@@ -8,7 +8,15 @@
 
 #include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -17,8 +25,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <future>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -48,6 +59,17 @@ class notify_socket {
 
   [[nodiscard]] bool bound() const { return bound_; }
   [[nodiscard]] std::string const& path() const { return path_; }
+
+  /// Waits for the next datagram, at most `limit` (a safety net, not a timing assertion);
+  /// empty if none came.
+  std::optional<std::string> wait_one(std::chrono::milliseconds limit) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(limit.count())) != 1) return std::nullopt;
+    char buf[4096];
+    auto n = ::recv(fd_, buf, sizeof(buf), 0);
+    if (n < 0) return std::nullopt;
+    return std::string(buf, static_cast<std::size_t>(n));
+  }
 
   /// Every datagram received so far (never blocks).
   std::vector<std::string> take() {
@@ -187,6 +209,97 @@ TEST_F(SdNotify, SilentWhenDisabled) {
   run_until_idle(ctx);
   EXPECT_TRUE(status);
   EXPECT_TRUE(sock.take().empty());
+}
+
+/// GET `target` with a Beast client; the answer's status code.
+unsigned http_status(boost::asio::ip::tcp::endpoint const& ep, std::string const& target) {
+  namespace http = boost::beast::http;
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  socket.connect(ep);
+  http::request<http::empty_body> req{http::verb::get, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  http::write(socket, req);
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(socket, buffer, res);
+  return res.result_int();
+}
+
+TEST_F(SdNotify, AWedgedRootStopsTheWatchdogAndFailsLivezUntilReleased) {
+  // Two threads run the context: a start function blocks one of them inside the root's strand
+  // (as a wedged tree would) until the test releases it; the other serves HTTP. The watchdog's
+  // timer falls due on the root's strand behind the blocked handler, so no WATCHDOG=1 can go
+  // out; /livez answers 503 once livez_deadline (real, short: a bounded wait) has passed.
+  ::setenv("WATCHDOG_USEC", "4000000", 1);  // a ping every 2 s of the manual clock
+  auto s = root_spec(clock);
+  s.child_strands = true;
+  s.children = {server("a")};
+  std::mutex mu;
+  std::optional<supervisor> root;
+  s.on_start = [&](supervisor const& h) {
+    std::lock_guard lock(mu);
+    root = h;
+  };
+  std::promise<boost::asio::ip::tcp::endpoint> listening;
+  service_options o;
+  o.logger = muted_logger();
+  o.http = http_options{};
+  o.http->port = 0;
+  o.http->livez_deadline = std::chrono::milliseconds(200);
+  o.http->on_listen = [&](boost::asio::ip::tcp::endpoint ep) { listening.set_value(ep); };
+  std::promise<service_exit> ended;
+  async_run_service(ctx, std::move(s), o, [&](service_exit e) { ended.set_value(e); });
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) threads.emplace_back([this] { ctx.run(); });
+  auto const ep = listening.get_future().get();
+  constexpr auto limit = std::chrono::seconds(60);  // safety net only
+  auto first = sock.wait_one(limit);
+  ASSERT_TRUE(first && starts_with(*first, "READY=1")) << first.value_or("nothing");
+
+  clock->advance(std::chrono::seconds(2));
+  auto ping = sock.wait_one(limit);
+  ASSERT_TRUE(ping && starts_with(*ping, "WATCHDOG=1\n")) << ping.value_or("nothing");
+  // A round trip through the root's strand: the ping's handler has scheduled the next one.
+  EXPECT_EQ(http_status(ep, "/livez"), 200U);
+
+  // Wedge the root: start_child runs the start function on the root's strand.
+  std::promise<void> blocked;
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  auto wedge =
+      worker("wedge", [&blocked, released](child_context&) -> boost::asio::awaitable<work_result> {
+        blocked.set_value();
+        released.wait();
+        return serve("wedge", nullptr);
+      });
+  std::optional<supervisor> handle;
+  {
+    std::lock_guard lock(mu);
+    handle = root;
+  }
+  ASSERT_TRUE(handle);
+  auto started = handle->async_start_child(wedge, boost::asio::use_future);
+  blocked.get_future().get();
+
+  for (int i = 0; i < 3; ++i) clock->advance(std::chrono::seconds(2));
+  EXPECT_EQ(http_status(ep, "/livez"), 503U);
+  // The watchdog's handler is queued behind the blocked one: nothing was sent.
+  EXPECT_TRUE(sock.take().empty());
+
+  release.set_value();
+  EXPECT_TRUE(started.get());  // the wedge's device
+  ping = sock.wait_one(limit);
+  ASSERT_TRUE(ping && starts_with(*ping, "WATCHDOG=1\n")) << ping.value_or("nothing");
+  EXPECT_EQ(http_status(ep, "/livez"), 200U);
+  clock->advance(std::chrono::seconds(2));
+  ping = sock.wait_one(limit);
+  EXPECT_TRUE(ping && starts_with(*ping, "WATCHDOG=1\n")) << ping.value_or("nothing");
+
+  std::raise(SIGTERM);
+  EXPECT_EQ(ended.get_future().get(), service_exit::clean);
+  ctx.stop();
+  for (auto& t : threads) t.join();
 }
 
 }  // namespace
