@@ -45,8 +45,9 @@ jobs="${BACKPLANE_JOBS:-2}"
 packages=(libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev libgtest-dev
           libbenchmark-dev libsystemd-dev pkg-config cmake g++ clang ninja-build liburing-dev)
 
-# The test step's extras: the live page's test loads it in headless Chromium (skipped without).
-test_packages=(chromium)
+# The test step's extras: the live page's test loads it in headless Chromium (skipped without),
+# driven over the DevTools pipe by a python3 script (tests/service/page_live.py).
+test_packages=(chromium python3)
 # Only for `fuzz`: clang with libFuzzer and its sanitizer runtimes.
 fuzz_packages=(clang-14 libclang-rt-14-dev)
 

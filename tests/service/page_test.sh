@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The live page in a real browser: runs examples/service.cpp (tree_service) on an ephemeral
 # port, loads `/` in headless Chromium and reads the tree's rows from the DOM; makes `web` crash
-# (SIGUSR1), loads it again and checks that web's row changed (incarnation, restarts, crashes)
-# and that the crash report is listed; then SIGTERM and exit status 0.
+# (SIGUSR1) while a page stays open (page_live.py, over the DevTools pipe) and checks that the
+# /events report changed web's row (incarnation, crashes) and listed the crash without a reload;
+# loads it again and checks the same; then SIGTERM and exit status 0.
 #
 #   page_test.sh <tree_service binary>      (ctest runs it; exit 77 = skipped: no chromium)
 set -euo pipefail
 
 service="$1"
 browser="$(command -v chromium || command -v chromium-browser || true)"
-if [[ -z "$browser" ]]; then
-  echo "page_test: chromium is not installed (Debian: apt-get install chromium): skipped"
+if [[ -z "$browser" ]] || ! command -v python3 >/dev/null; then
+  echo "page_test: chromium or python3 is not installed (Debian: apt-get install chromium python3): skipped"
   exit 77
 fi
 
@@ -65,7 +66,13 @@ echo "before: ${before}"
   || fail "web's row before the crash is wrong: '${before}'"
 grep -q '<tr data-path="app/db"' "${work}/dom1.html" || fail "no row for app/db"
 
-kill -USR1 "$pid"
+# The live update, in one page load: page_live.py opens the page over the DevTools pipe, stops
+# its periodic /tree refresh, makes web crash (SIGUSR1) and waits until the /events report has
+# changed web's row (incarnation 4) and listed the crash, in the same document.
+python3 "$(dirname "$0")/page_live.py" "$browser" "$url" "$pid" "${work}/profile-live" \
+  || fail "the page did not update itself from /events"
+
+# And a fresh load shows the same.
 wait_for web_incarnation 4 || fail "web did not restart after SIGUSR1: $(get /tree)"
 dom 2 >"${work}/dom2.html"
 after="$(row "${work}/dom2.html")"
