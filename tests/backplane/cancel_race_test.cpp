@@ -114,7 +114,9 @@ TEST(CancelRace, ParallelGroupLoserConsumesNothing) {
   asio::io_context ctx;
   device d;
   line l = d.line();
-  auto o = start(ctx, [&]() -> asio::awaitable<void> {
+  // Named: the coroutine keeps a pointer to its closure, which a temporary
+  // would leave dangling once it first suspends (ASan: stack-use-after-scope).
+  auto body = [&]() -> asio::awaitable<void> {
     // Bound to our executor: a handler without one would complete on the
     // system executor, on another thread.
     auto [order, ec, m] =
@@ -126,7 +128,8 @@ TEST(CancelRace, ParallelGroupLoserConsumesNothing) {
     // Nothing consumed: the next receive gets it.
     auto again = co_await d.async_receive(asio::use_awaitable);
     EXPECT_EQ(number_of(again), 1u);
-  }());
+  };
+  auto o = start(ctx, body());
   run_until_idle(ctx);
   ASSERT_TRUE(o->done);
   EXPECT_FALSE(o->error);
@@ -262,7 +265,7 @@ TEST(CancelRace, WatchOrABranchThatSendsLosesNothing) {
   work<int> w(never_done(gate));
   line l = d.line();
   int lost = 0;
-  auto o = start(ctx, [&]() -> asio::awaitable<void> {
+  auto body = [&]() -> asio::awaitable<void> {  // named: see above
     for (std::uint64_t k = 1; k <= 10; ++k) {
       auto r = co_await (watch(d, w) || send_and_return(l, k));
       std::optional<message> m;
@@ -274,7 +277,8 @@ TEST(CancelRace, WatchOrABranchThatSendsLosesNothing) {
       }
       EXPECT_EQ(number_of(*m), k);
     }
-  }());
+  };
+  auto o = start(ctx, body());
   run_until_idle(ctx);
   ASSERT_TRUE(o->done);
   EXPECT_FALSE(o->error);
