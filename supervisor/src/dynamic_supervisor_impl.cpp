@@ -219,6 +219,14 @@ bool dynamic_supervisor_impl::start_incarnation(dynamic_child& c, event_reason& 
     if (!res->ok()) {
       why = start_error_reason(res->error().reason);
       res.reset();
+    } else if (res->ignored()) {
+      // A dynamic supervisor keeps no spec to show as not running (OTP's
+      // simple_one_for_one keeps an undefined pid that nothing can restart).
+      why = start_error_reason(
+          "start_result::ignore() is not supported by a dynamic_supervisor (it keeps no spec for "
+          "a child that does not run): return a start_error, or start the child only when it "
+          "has work");
+      res.reset();
     }
   } catch (...) {
     why = exception_reason(std::current_exception());

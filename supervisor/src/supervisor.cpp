@@ -43,7 +43,8 @@ device_id supervisor::id() const { return impl_->id(); }
 line supervisor::line() const { return impl_->line(); }
 std::string const& supervisor::path() const { return impl_->path(); }
 
-void supervisor::start_child(impl_ptr const& impl, child_spec spec, handler_t<device_id> h) {
+void supervisor::start_child(impl_ptr const& impl, child_spec spec,
+                             handler_t<child_start_result> h) {
   // Validated by async_start_child, at the call.
   asio::post(impl->executor(), [impl, spec = std::move(spec), h = std::move(h)]() mutable {
     impl->api_start_child(std::move(spec), std::move(h));
@@ -56,7 +57,8 @@ void supervisor::terminate_child(impl_ptr const& impl, std::string id, void_hand
   });
 }
 
-void supervisor::restart_child(impl_ptr const& impl, std::string id, handler_t<device_id> h) {
+void supervisor::restart_child(impl_ptr const& impl, std::string id,
+                               handler_t<child_start_result> h) {
   asio::post(impl->executor(), [impl, id = std::move(id), h = std::move(h)]() mutable {
     impl->api_restart_child(std::move(id), std::move(h));
   });

@@ -208,13 +208,20 @@ void supervisor_impl::adopt_device(device d, device* home) {
 // ---------------------------------------------------------------- start ----
 
 std::optional<start_failure> supervisor_impl::start_declared() {
-  for (auto& r : children_) {
+  for (auto it = children_.begin(); it != children_.end();) {
+    child_record& r = **it++;  // advanced first: an ignored temporary child goes
     event_reason why;
-    if (!start_incarnation(*r, why)) {
-      report(supervisor_event_kind::start_error, *r, why, supervisor_action::fail_start);
-      stopping_ = true;
-      exit_.fault = fault::error();
-      return start_failure{r->spec.id, to_string(why)};
+    switch (start_incarnation(r, why)) {
+      case start_outcome::started: break;
+      case start_outcome::ignored:
+        // OTP: a temporary child that says ignore is not kept.
+        if (r.spec.restart == restart_type::temporary) remove(&r);
+        break;
+      case start_outcome::failed:
+        report(supervisor_event_kind::start_error, r, why, supervisor_action::fail_start);
+        stopping_ = true;
+        exit_.fault = fault::error();
+        return start_failure{r.spec.id, to_string(why)};
     }
   }
   return std::nullopt;
@@ -244,7 +251,8 @@ child_record* supervisor_impl::add_record(child_spec spec) {
   return p;
 }
 
-bool supervisor_impl::start_incarnation(child_record& r, event_reason& why) {
+start_outcome supervisor_impl::start_incarnation(child_record& r, event_reason& why,
+                                                 std::any* info) {
   ++r.incarnation;
   if (child_strands_ && !r.strand)
     r.strand = std::make_unique<asio::any_io_executor>(child_executor(ex_));
@@ -255,24 +263,31 @@ bool supervisor_impl::start_incarnation(child_record& r, event_reason& why) {
   backplane::line l = run->dev.line();
   std::optional<asio::awaitable<void>> body;
   std::unique_ptr<detail::managed_launch> managed;
+  bool ignored = false;
   try {
     if (!r.identity->start) throw std::logic_error("the child's start function was released");
     start_result res = r.identity->start(run->ctx);
     if (!res.ok()) {
       why = start_error_reason(res.error().reason);
+    } else if (res.ignored()) {
+      ignored = true;
     } else if (!res.managed()) {
       body.emplace(res.take_run());
     } else {
       managed = res.take_managed();
     }
+    if (info) *info = res.take_info();
   } catch (...) {
     why = exception_reason(std::current_exception());
   }
   if (!body && !managed) {
-    // Forgotten before its device drops (with `run`, below), so nobody
+    // Forgotten before its device goes (with `run`, below), so nobody
     // hears of it unless the start function let it go first.
     retire(l);
-    return false;
+    if (!ignored) return start_outcome::failed;
+    // Not a failure: whoever the start function linked it to hears a clean end.
+    if (run->dev.valid()) run->dev.disconnect();
+    return start_outcome::ignored;
   }
   // Never called again: what it captured goes now, not when the child ends.
   if (r.spec.restart == restart_type::temporary) r.identity->start = nullptr;
@@ -302,7 +317,7 @@ bool supervisor_impl::start_incarnation(child_record& r, event_reason& why) {
     asio::co_spawn(cex, std::move(*body),
                    asio::bind_cancellation_slot(run->cancel.slot(), run_finished{run}));
   }
-  return true;
+  return start_outcome::started;
 }
 
 // ------------------------------------------------------------- mailbox ----
@@ -758,10 +773,13 @@ std::optional<supervisor_impl::retry_plan> supervisor_impl::start_group_now(chil
     // The common case, without building a group.
     if (anchor->status != child_status::restarting) return std::nullopt;
     event_reason why;
-    if (start_incarnation(*anchor, why)) {
-      if (heard(supervisor_event_kind::restarted))
-        report(supervisor_event_kind::restarted, *anchor, {}, supervisor_action::none);
-      return std::nullopt;
+    switch (start_incarnation(*anchor, why)) {
+      case start_outcome::started:
+        if (heard(supervisor_event_kind::restarted))
+          report(supervisor_event_kind::restarted, *anchor, {}, supervisor_action::none);
+        return std::nullopt;
+      case start_outcome::ignored: ignored_restart(*anchor); return std::nullopt;
+      case start_outcome::failed: break;
     }
     members.push_back(anchor);
     return start_failed(anchor, anchor, {}, std::move(members), why);
@@ -773,11 +791,14 @@ std::optional<supervisor_impl::retry_plan> supervisor_impl::start_group_now(chil
   group_t started;
   for (child_record* c : members) {
     event_reason why;
-    if (start_incarnation(*c, why)) {
-      if (heard(supervisor_event_kind::restarted))
-        report(supervisor_event_kind::restarted, *c, {}, supervisor_action::none);
-      started.push_back(c);
-      continue;
+    switch (start_incarnation(*c, why)) {
+      case start_outcome::started:
+        if (heard(supervisor_event_kind::restarted))
+          report(supervisor_event_kind::restarted, *c, {}, supervisor_action::none);
+        started.push_back(c);
+        continue;
+      case start_outcome::ignored: ignored_restart(*c); continue;
+      case start_outcome::failed: break;
     }
     return start_failed(anchor, c, std::move(started), std::move(members), why);
   }
@@ -810,6 +831,13 @@ std::optional<supervisor_impl::retry_plan> supervisor_impl::start_failed(child_r
          supervisor_action::retry,
          delay > nanoseconds::zero() ? std::optional(delay) : std::nullopt);
   return retry_plan{anchor, std::move(started), std::move(members), delay};
+}
+
+void supervisor_impl::ignored_restart(child_record& c) {
+  // OTP's restart with a start that returns ignore: the child's pid becomes
+  // undefined, its spec stays, nothing is retried (restart_child may).
+  c.status = child_status::stopped;
+  c.anchor = nullptr;
 }
 
 asio::awaitable<void> supervisor_impl::start_group(child_record* anchor) {
@@ -900,7 +928,9 @@ template <class H, class... Args>
 void complete(H h, asio::any_io_executor const& fallback, Args... args) {
   // Posted to the supervisor's executor first: never run inside a job of the
   // supervisor's loop.
-  asio::post(fallback, [h = std::move(h), args...]() mutable { std::move(h)(std::move(args)...); });
+  asio::post(fallback, [h = std::move(h), ... args = std::move(args)]() mutable {
+    std::move(h)(std::move(args)...);
+  });
 }
 /// For a call answered by the handler that the public API posted to us (so
 /// never from inside the initiating function), outside any job: the handler
@@ -912,47 +942,56 @@ void complete_direct(H h, Args... args) {
 boost::system::error_code err(supervisor_errc e) { return make_error_code(e); }
 }  // namespace
 
-void supervisor_impl::api_start_child(child_spec spec, handler_t<device_id> h) {
+void supervisor_impl::api_start_child(child_spec spec, handler_t<child_start_result> h) {
   if (ended_ || stopping_)
-    return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down), device_id{});
+    return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down), child_start_result{});
   if (idle_ && jobs_.empty() && exits_.empty()) {
     // Parked at the top: nothing holds a child pointer, and we run in the
     // handler the API posted, so the reply may be dispatched.
     start_dynamic(std::move(spec), std::move(h), true);
     return;
   }
-  auto call =
-      std::make_shared<std::pair<child_spec, handler_t<device_id>>>(std::move(spec), std::move(h));
+  auto call = std::make_shared<std::pair<child_spec, handler_t<child_start_result>>>(
+      std::move(spec), std::move(h));
   enqueue([this, call]() -> asio::awaitable<void> {
     start_dynamic(std::move(call->first), std::move(call->second), false);
     co_return;
   });
 }
 
-void supervisor_impl::start_dynamic(child_spec spec, handler_t<device_id> h, bool direct) {
-  auto const reply = [&](boost::system::error_code ec, device_id id) {
+void supervisor_impl::start_dynamic(child_spec spec, handler_t<child_start_result> h, bool direct) {
+  child_start_result out;
+  auto const reply = [&](boost::system::error_code ec) {
     if (direct) {
-      complete_direct(std::move(h), ec, id);
+      complete_direct(std::move(h), ec, std::move(out));
     } else {
-      complete(std::move(h), ex_, ec, id);
+      complete(std::move(h), ex_, ec, std::move(out));
     }
   };
-  if (stopping_) return reply(err(supervisor_errc::supervisor_down), device_id{});
+  if (stopping_) return reply(err(supervisor_errc::supervisor_down));
   if (child_record* r = find(spec.id)) {
     // OTP: a child waiting to restart is present, not running.
-    supervisor_errc const e = r->status == child_status::running ? supervisor_errc::running
-                                                                 : supervisor_errc::already_present;
-    return reply(err(e), r->status == child_status::running ? r->dev : device_id{});
+    bool const running = r->status == child_status::running;
+    if (running) out.device = r->dev;
+    return reply(err(running ? supervisor_errc::running : supervisor_errc::already_present));
   }
   child_record* r = add_record(std::move(spec));
   event_reason why;
-  if (!start_incarnation(*r, why)) {
-    report(supervisor_event_kind::start_error, r->spec.id, device_id{}, r->incarnation, why,
-           supervisor_action::none, std::nullopt, "start_child: spec discarded");
-    remove(r);  // OTP: a failed dynamic start discards the spec
-    return reply(err(supervisor_errc::start_failed), device_id{});
+  switch (start_incarnation(*r, why, &out.info)) {
+    case start_outcome::started: out.device = r->dev; break;
+    case start_outcome::ignored:
+      out.ignored = true;
+      // OTP: an ignored temporary child is not kept.
+      if (r->spec.restart == restart_type::temporary) remove(r);
+      break;
+    case start_outcome::failed:
+      report(supervisor_event_kind::start_error, r->spec.id, device_id{}, r->incarnation, why,
+             supervisor_action::none, std::nullopt, "start_child: spec discarded");
+      out.reason = std::move(why);
+      remove(r);  // OTP: a failed dynamic start discards the spec
+      return reply(err(supervisor_errc::start_failed));
   }
-  reply(boost::system::error_code{}, r->dev);
+  reply(boost::system::error_code{});
 }
 
 void supervisor_impl::api_terminate_child(std::string id, void_handler_t h) {
@@ -975,14 +1014,14 @@ void supervisor_impl::api_terminate_child(std::string id, void_handler_t h) {
   });
 }
 
-void supervisor_impl::api_restart_child(std::string id, handler_t<device_id> h) {
+void supervisor_impl::api_restart_child(std::string id, handler_t<child_start_result> h) {
   if (ended_ || stopping_)
-    return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down), device_id{});
-  auto shared_h = std::make_shared<handler_t<device_id>>(std::move(h));
+    return complete(std::move(h), ex_, err(supervisor_errc::supervisor_down), child_start_result{});
+  auto shared_h = std::make_shared<handler_t<child_start_result>>(std::move(h));
   enqueue([this, id = std::move(id), shared_h]() -> asio::awaitable<void> {
     child_record* r = stopping_ ? nullptr : find(id);
     boost::system::error_code ec;
-    event_reason why;
+    child_start_result out;
     if (stopping_) {
       ec = err(supervisor_errc::supervisor_down);
     } else if (!r) {
@@ -991,12 +1030,20 @@ void supervisor_impl::api_restart_child(std::string id, handler_t<device_id> h) 
       ec = err(supervisor_errc::running);
     } else if (r->status == child_status::restarting) {
       ec = err(supervisor_errc::restarting);
-    } else if (!start_incarnation(*r, why)) {
-      report(supervisor_event_kind::start_error, r->spec.id, device_id{}, r->incarnation, why,
-             supervisor_action::none, std::nullopt, "restart_child: spec kept");
-      ec = err(supervisor_errc::start_failed);  // OTP: the spec is kept
+    } else {
+      event_reason why;
+      switch (start_incarnation(*r, why, &out.info)) {
+        case start_outcome::started: out.device = r->dev; break;
+        case start_outcome::ignored: out.ignored = true; break;  // stays stopped: may try again
+        case start_outcome::failed:
+          report(supervisor_event_kind::start_error, r->spec.id, device_id{}, r->incarnation, why,
+                 supervisor_action::none, std::nullopt, "restart_child: spec kept");
+          out.reason = std::move(why);
+          ec = err(supervisor_errc::start_failed);  // OTP: the spec is kept
+          break;
+      }
     }
-    complete(std::move(*shared_h), ex_, ec, ec ? device_id{} : r->dev);
+    complete(std::move(*shared_h), ex_, ec, std::move(out));
     co_return;
   });
 }

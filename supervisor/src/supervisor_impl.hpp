@@ -25,6 +25,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 
+#include <any>
 #include <atomic>
 #include <deque>
 #include <functional>
@@ -89,6 +90,13 @@ struct child_run final : detail::managed_end {
   bool describe_errors = false;
   /// The error the managed work returned, described, if describe_errors.
   std::optional<event_reason> returned;
+};
+
+/// How one call of a start function went.
+enum class start_outcome : std::uint8_t {
+  started,
+  ignored,  ///< start_result::ignore(): no child, not a failure
+  failed,
 };
 
 struct child_record;
@@ -168,12 +176,12 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   [[nodiscard]] std::string intensity_text() const;
 
   // --- API, always called on ex_ ---
-  void api_start_child(child_spec spec, handler_t<device_id> h);
+  void api_start_child(child_spec spec, handler_t<child_start_result> h);
   /// start_child's work; `direct` when called from the API's own handler
   /// (not from a job), so that the reply may run at once.
-  void start_dynamic(child_spec spec, handler_t<device_id> h, bool direct);
+  void start_dynamic(child_spec spec, handler_t<child_start_result> h, bool direct);
   void api_terminate_child(std::string id, void_handler_t h);
-  void api_restart_child(std::string id, handler_t<device_id> h);
+  void api_restart_child(std::string id, handler_t<child_start_result> h);
   void api_delete_child(std::string id, void_handler_t h);
   void api_which_children(handler_t<std::vector<child_info>> h);
   void api_count_children(handler_t<child_counts> h);
@@ -197,9 +205,10 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   // children
   child_record* find(std::string const& id);
   child_record* add_record(child_spec spec);
-  /// One start of one incarnation; on failure `why` says why and the status
-  /// is left as it was.
-  bool start_incarnation(child_record& r, event_reason& why);
+  /// One start of one incarnation. On failure `why` says why; on failure
+  /// or ignore the status is left as it was. `info`, if given, receives what
+  /// the start function attached.
+  start_outcome start_incarnation(child_record& r, event_reason& why, std::any* info = nullptr);
   boost::asio::awaitable<void> stop_child(child_record& r);
   boost::asio::awaitable<bool> await_exit(child_record& r,
                                           std::optional<supervisor_clock::time_point> deadline);
@@ -254,6 +263,8 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   /// (giving up beyond it), reports it and returns the retry.
   std::optional<retry_plan> start_failed(child_record* anchor, child_record* c, group_t started,
                                          group_t members, event_reason const& why);
+  /// A restart's start said ignore: the child stays stopped, not retried.
+  void ignored_restart(child_record& c);
   /// Marks a stopped group restarting, dropping its temporary members.
   void mark_group(child_record* failed);
   boost::asio::awaitable<void> start_group(child_record* anchor);

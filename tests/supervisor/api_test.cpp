@@ -33,7 +33,7 @@ TEST_F(Api, StartChild) {
   auto sup = start(std::move(s));
   auto r = start_child(sup, kids.spec("x", restart_type::transient));
   ASSERT_FALSE(r.ec);
-  EXPECT_TRUE(r.value);
+  EXPECT_TRUE(r.value.device);
   EXPECT_TRUE(kids.running("x"));
   auto x = info(sup, "x");
   ASSERT_TRUE(x);

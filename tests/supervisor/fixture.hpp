@@ -275,13 +275,13 @@ class supervisor_fixture : public ::testing::Test {
     s.async_restart_budget(value_handler(r));
     return wait_reply(r);
   }
-  reply<device_id> start_child(supervisor& s, child_spec c) {
-    auto r = std::make_shared<reply<device_id>>();
+  reply<child_start_result> start_child(supervisor& s, child_spec c) {
+    auto r = std::make_shared<reply<child_start_result>>();
     s.async_start_child(std::move(c), value_handler(r));
     return wait_reply(r);
   }
-  reply<device_id> restart_child(supervisor& s, std::string id) {
-    auto r = std::make_shared<reply<device_id>>();
+  reply<child_start_result> restart_child(supervisor& s, std::string id) {
+    auto r = std::make_shared<reply<child_start_result>>();
     s.async_restart_child(std::move(id), value_handler(r));
     return wait_reply(r);
   }

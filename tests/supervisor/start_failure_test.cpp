@@ -220,7 +220,7 @@ TEST_F(StartFailure, DynamicStartFailureDiscardsSpec) {
   flaky_start x(kids, "x", 1);
   auto r = start_child(sup, x.spec());
   EXPECT_EQ(r.ec, supervisor_errc::start_failed);
-  EXPECT_FALSE(r.value);
+  EXPECT_FALSE(r.value.device);
   EXPECT_TRUE(ids(sup).empty());
   auto errs = of_kind(supervisor_event_kind::start_error);
   ASSERT_EQ(errs.size(), 1u);

@@ -8,6 +8,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/result.hpp>
 
+#include <any>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -77,7 +78,7 @@ struct start_error {
 };
 
 /// What a start function gives back: the child's life, in one of two forms,
-/// or a start_error.
+/// a start_error, or an ignore.
 ///
 /// - **A run**, `awaitable<void>`: the child's whole life. It owns what
 ///   happens to the device: returning normally is a clean exit, throwing is
@@ -106,6 +107,21 @@ struct start_error {
 ///   from whatever it awaits. A work that ignores it while being stopped is
 ///   cancelled again when its shutdown timeout passes and abandoned after a
 ///   further grace period, as a run would be (`infinity()` waits for it).
+///
+/// - **Ignore** (`start_result::ignore()`, OTP's `ignore`): the start
+///   function declines to start the child, and that is not a failure. No
+///   child runs (its device is disconnected cleanly); the spec is kept (a
+///   temporary child's is dropped, as OTP drops it) and shows in
+///   `which_children` as stopped, with no device; nothing is counted toward
+///   restart intensity beyond the restart that called the start function,
+///   and nothing is retried: `async_restart_child` tries again.
+///   `async_start_child`/`async_restart_child` complete without error,
+///   saying `ignored`. (A dynamic_supervisor does not keep specs: there an
+///   ignore is a start failure that says so.)
+///
+/// A started child may carry extra information for the caller of
+/// `async_start_child`/`async_restart_child` (OTP's `{ok, Pid, Info}`):
+/// `return start_result(serve(d)).with_info(port);`.
 class start_result {
  public:
   start_result(boost::asio::awaitable<void> run)
@@ -114,20 +130,36 @@ class start_result {
   start_result(boost::asio::awaitable<boost::system::result<T, E>> work)  // NOLINT: implicit
       : managed_(std::make_unique<detail::managed_launch_of<T, E>>(std::move(work))) {}
   start_result(start_error e) : error_(std::move(e)) {}  // NOLINT
+  /// The start function declines to start the child (see above).
+  [[nodiscard]] static start_result ignore() { return start_result(ignored_tag{}); }
+
+  /// Attaches `info` for the caller of the runtime API (child_start_result::info).
+  start_result&& with_info(std::any info) && {
+    info_ = std::move(info);
+    return std::move(*this);
+  }
+
+  /// Not a failure: a run, a managed work, or an ignore.
   [[nodiscard]] bool ok() const noexcept { return !error_; }
+  [[nodiscard]] bool ignored() const noexcept { return ignored_; }
   [[nodiscard]] start_error const& error() const { return *error_; }
   /// True for a managed work (take_managed), false for a run (take_run).
   [[nodiscard]] bool managed() const noexcept { return managed_ != nullptr; }
   [[nodiscard]] boost::asio::awaitable<void> take_run() { return std::move(*run_); }
+  [[nodiscard]] std::any take_info() { return std::move(info_); }
   /// Not API: the managed work, for the supervisor to start.
   [[nodiscard]] std::unique_ptr<detail::managed_launch> take_managed() {
     return std::move(managed_);
   }
 
  private:
+  struct ignored_tag {};
+  explicit start_result(ignored_tag) : ignored_(true) {}
   std::optional<boost::asio::awaitable<void>> run_;
   std::unique_ptr<detail::managed_launch> managed_;
   std::optional<start_error> error_;
+  std::any info_;
+  bool ignored_ = false;
 };
 
 /// What a start function is told about the child it starts. The device is

@@ -20,6 +20,7 @@
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
 
+#include <any>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -43,6 +44,31 @@ struct child_info {
   restart_type restart = restart_type::permanent;
   child_status status = child_status::stopped;
   std::uint64_t incarnation = 0;
+};
+
+/// What `async_start_child` and `async_restart_child` complete with, beside
+/// the error code: OTP's `{ok, Pid}`, `{ok, Pid, Info}`, `{ok, undefined}`
+/// (ignore) and `{error, Reason}` in one value.
+struct child_start_result {
+  /// The new incarnation's device; the running child's with `running`;
+  /// nobody when ignored or failed.
+  device_id device{};
+  /// The start function said `start_result::ignore()`: no child runs, the
+  /// spec is kept (a temporary one is dropped), and it is no error.
+  bool ignored = false;
+  /// What the start function attached with `start_result::with_info`.
+  std::any info{};
+  /// With `start_failed`: why, in the same typed fields as the start_error
+  /// report (kind `exception` with exception_type and message, or kind
+  /// `start_error` with the start_error's reason as message); nullopt
+  /// otherwise. (Optional, so that the common answer moves cheaply through
+  /// the completion's layers.)
+  std::optional<event_reason> reason{};
+  /// The device: code written for an answer that was only the device still
+  /// compiles (`device_id d = co_await sup.async_start_child(...)`).
+  operator device_id() const noexcept { return device; }  // NOLINT: implicit by design
+  /// Whether a child runs (as `device` tests): false when ignored or failed.
+  explicit operator bool() const noexcept { return static_cast<bool>(device); }
 };
 
 /// `count_children`: specs, running children, supervisors, workers (OTP's).
@@ -144,19 +170,22 @@ class supervisor {
   /// Starts a new child after the others (OTP's start_child). Throws
   /// std::invalid_argument at the call, whatever the token, if `spec` fails
   /// `validate` (a programming error, never an error code).
-  /// @par Completion Signature `void(boost::system::error_code, device_id)`
-  /// the new child's device. Errors: `already_present` (a child with this id
-  /// is stopped or waiting to restart), `running` (it runs: the device is
-  /// its), `start_failed` (the start function failed; the spec is dropped),
-  /// `supervisor_down`.
+  /// @par Completion Signature `void(boost::system::error_code, child_start_result)`
+  /// the new child's device and the info its start function attached, or
+  /// `ignored` (no error: the spec is kept unless temporary). Errors:
+  /// `already_present` (a child with this id is stopped or waiting to
+  /// restart), `running` (it runs: `device` is its), `start_failed` (the
+  /// start function threw or returned a start_error: `reason` says why; the
+  /// spec is dropped), `supervisor_down`. With `use_awaitable` an error
+  /// throws `system_error` and the reason is lost: use `as_tuple`.
   template <class Token>
   auto async_start_child(child_spec spec, Token&& token) {
     // Here, not in the initiation: a deferred token (use_awaitable) runs the
     // initiation later, where a throw would escape io_context::run().
     validate(spec);
-    return boost::asio::async_initiate<Token, void(boost::system::error_code, device_id)>(
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, child_start_result)>(
         [impl = impl_](auto h, child_spec s) {
-          start_child(impl, std::move(s), any_handler<device_id>(std::move(h), impl));
+          start_child(impl, std::move(s), any_handler<child_start_result>(std::move(h), impl));
         },
         token, std::move(spec));
   }
@@ -172,15 +201,16 @@ class supervisor {
         },
         token, std::move(id));
   }
-  /// Starts a stopped child again (a failed start keeps the spec).
-  /// @par Completion Signature `void(boost::system::error_code, device_id)`
-  /// Errors: `not_found`, `running`, `restarting`, `start_failed`,
-  /// `supervisor_down`.
+  /// Starts a stopped child again (a failed start keeps the spec; so does
+  /// an ignore, which may be tried again).
+  /// @par Completion Signature `void(boost::system::error_code, child_start_result)`
+  /// as async_start_child's. Errors: `not_found`, `running`, `restarting`,
+  /// `start_failed` (`reason` says why), `supervisor_down`.
   template <class Token>
   auto async_restart_child(std::string id, Token&& token) {
-    return boost::asio::async_initiate<Token, void(boost::system::error_code, device_id)>(
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, child_start_result)>(
         [impl = impl_](auto h, std::string i) {
-          restart_child(impl, std::move(i), any_handler<device_id>(std::move(h), impl));
+          restart_child(impl, std::move(i), any_handler<child_start_result>(std::move(h), impl));
         },
         token, std::move(id));
   }
@@ -367,9 +397,9 @@ class supervisor {
     return void_handler_t(make_reply(std::forward<H>(h), impl));
   }
 
-  static void start_child(impl_ptr const&, child_spec, handler_t<device_id>);
+  static void start_child(impl_ptr const&, child_spec, handler_t<child_start_result>);
   static void terminate_child(impl_ptr const&, std::string, void_handler_t);
-  static void restart_child(impl_ptr const&, std::string, handler_t<device_id>);
+  static void restart_child(impl_ptr const&, std::string, handler_t<child_start_result>);
   static void delete_child(impl_ptr const&, std::string, void_handler_t);
   static void which_children(impl_ptr const&, handler_t<std::vector<child_info>>);
   static void count_children(impl_ptr const&, handler_t<child_counts>);
