@@ -48,6 +48,7 @@ std::string_view to_string(supervisor_action a) noexcept {
     case supervisor_action::fail_start: return "fail_start";
     case supervisor_action::cancel: return "cancel";
     case supervisor_action::abandon: return "abandon";
+    case supervisor_action::auto_shutdown: return "auto_shutdown";
   }
   return "unknown";
 }

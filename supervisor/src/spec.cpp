@@ -26,6 +26,12 @@ void validate(child_spec const& spec) {
         "backplane: child '{}' has a negative shutdown timeout; use a positive duration, "
         "shutdown_policy::brutal() or shutdown_policy::infinity()",
         spec.id));
+  if (spec.significant && spec.restart == restart_type::permanent)
+    throw std::invalid_argument(fmt::format(
+        "backplane: child '{}' is significant but permanent; only transient or temporary "
+        "children may be significant (a permanent child is restarted whatever its exit, so it "
+        "never ends its supervisor): make it transient or temporary, or not significant",
+        spec.id));
   if (spec.backoff) {
     auto const& b = *spec.backoff;
     if (b.initial < std::chrono::nanoseconds::zero() || b.max < b.initial)
@@ -61,6 +67,7 @@ void validate(supervisor_spec const& spec) {
   std::unordered_set<std::string> ids;
   for (auto const& c : spec.children) {
     validate(c);
+    detail::validate_significance(c, spec.name, spec.auto_shutdown);
     if (!ids.insert(c.id).second)
       throw std::invalid_argument(fmt::format(
           "backplane: supervisor '{}' declares child id '{}' twice; child ids must be unique "

@@ -43,6 +43,11 @@ device_id supervisor::id() const { return impl_->id(); }
 line supervisor::line() const { return impl_->line(); }
 std::string const& supervisor::path() const { return impl_->path(); }
 
+void supervisor::validate_for(impl_ptr const& impl, child_spec const& spec) {
+  validate(spec);
+  detail::validate_significance(spec, impl->path(), impl->auto_shutdown_flag());
+}
+
 void supervisor::start_child(impl_ptr const& impl, child_spec spec,
                              handler_t<child_start_result> h) {
   // Validated by async_start_child, at the call.

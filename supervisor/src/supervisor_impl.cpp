@@ -656,9 +656,17 @@ std::optional<supervisor_impl::restart_order> supervisor_impl::decide(exit_note 
                               (r->spec.restart == restart_type::transient && n.f.has_value());
   if (!should_restart) {
     bool const temporary = r->spec.restart == restart_type::temporary;
-    report(supervisor_event_kind::child_terminated, n.id, n.dev, n.incarnation, n.reason,
-           supervisor_action::none, std::nullopt,
-           temporary ? "temporary: spec removed" : "transient, exited cleanly");
+    std::string_view const shut = r->spec.significant ? auto_shutdown_after(*r) : "";
+    if (!shut.empty()) {
+      report(supervisor_event_kind::child_terminated, n.id, n.dev, n.incarnation, n.reason,
+             supervisor_action::auto_shutdown, std::nullopt, shut);
+      stopping_ = true;
+      exit_.auto_shutdown = true;
+    } else {
+      report(supervisor_event_kind::child_terminated, n.id, n.dev, n.incarnation, n.reason,
+             supervisor_action::none, std::nullopt,
+             temporary ? "temporary: spec removed" : "transient, exited cleanly");
+    }
     if (temporary) remove(r);
     return std::nullopt;
   }

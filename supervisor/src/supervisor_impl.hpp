@@ -161,6 +161,8 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   void adopt_device(device d, device* home);
   void set_home(device* home) noexcept { home_ = home; }
   [[nodiscard]] std::string const& path() const noexcept { return path_; }
+  /// Set at construction, never changed: readable from any thread.
+  [[nodiscard]] auto_shutdown auto_shutdown_flag() const noexcept { return spec_.auto_shutdown; }
   [[nodiscard]] boost::asio::any_io_executor const& executor() const noexcept { return ex_; }
   [[nodiscard]] device_id id() const noexcept { return id_; }
   [[nodiscard]] backplane::line const& line() const noexcept { return line_; }
@@ -244,6 +246,10 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
     group_t members;
     supervisor_clock::duration delay;
   };
+  /// Whether the end of `ended`, a significant child that will not be
+  /// restarted, shuts the supervisor down: the rule that says so
+  /// ("any_significant", "all_significant"), or empty (significant.cpp).
+  [[nodiscard]] std::string_view auto_shutdown_after(child_record const& ended) const;
   /// Reports and counts an exit; returns the group restart it calls for.
   std::optional<restart_order> decide(exit_note const& n);
   void decide_while_stopping(exit_note const& n);
@@ -348,6 +354,10 @@ struct supervisor_access {
     return supervisor(std::move(impl));
   }
 };
+
+/// Throws std::invalid_argument if `spec` is significant under a supervisor
+/// (`supervisor`, its path or name) whose auto_shutdown is never (significant.cpp).
+void validate_significance(child_spec const& spec, std::string_view supervisor, auto_shutdown flag);
 
 /// The start function of `supervisor_child`.
 start_result start_nested(supervisor_spec const& spec, child_context& ctx);

@@ -36,7 +36,10 @@ void supervisor_impl::report(supervisor_event_kind kind, std::string const& chil
                              supervisor_action action,
                              std::optional<supervisor_clock::duration> delay,
                              std::string_view note) {
-  auto const level = report_level(kind, reason.kind);
+  // The decision to end the supervisor is worth more than the clean exit behind it.
+  auto const level = action == supervisor_action::auto_shutdown
+                         ? std::max(report_level(kind, reason.kind), spdlog::level::info)
+                         : report_level(kind, reason.kind);
   bool const log = logger_->should_log(level);
   if (!log && !spec_.observer) return;  // nobody listens: build nothing
   supervisor_event e;

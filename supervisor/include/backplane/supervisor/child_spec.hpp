@@ -277,6 +277,11 @@ struct child_spec {
   shutdown_policy shutdown = shutdown_policy::timeout(std::chrono::seconds(5));
   child_kind kind = child_kind::worker;
   std::optional<backoff_policy> backoff{};
+  /// Whether this child ending by itself can end its supervisor (OTP's
+  /// `significant`; see supervisor_spec::auto_shutdown). Only a transient or
+  /// temporary child may be significant, and only under a supervisor whose
+  /// auto_shutdown is not `never`.
+  bool significant = false;
 };
 
 /// A worker child: `worker("db", [](device& d) { return serve(); })` with

@@ -68,6 +68,10 @@ enum class supervisor_action : std::uint8_t {
   fail_start,  ///< the supervisor's own start fails: stop the children it started
   cancel,      ///< the child did not stop when asked: cancel its work
   abandon,     ///< it ignored the cancellation too: unlink it and forget it
+  /// A significant child ended by itself (the event's note says by which
+  /// rule, any_significant or all_significant): stop the other children and
+  /// end cleanly. Logged at info level at least.
+  auto_shutdown,
 };
 
 [[nodiscard]] std::string_view to_string(supervisor_event_kind k) noexcept;

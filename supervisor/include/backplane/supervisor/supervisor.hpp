@@ -111,7 +111,10 @@ struct tree_node {
 
 /// How a supervisor ended.
 struct supervisor_exit {
-  bool intensity_exceeded = false;          ///< gave up: too many restarts
+  bool intensity_exceeded = false;  ///< gave up: too many restarts
+  /// Ended by itself, cleanly: its significant children had ended
+  /// (supervisor_spec::auto_shutdown).
+  bool auto_shutdown = false;
   std::optional<backplane::fault> fault{};  ///< its device's fault (nullopt: clean shutdown)
   /// Reports during which the observer or the logger threw (each event
   /// still reached the other; the first failure is told on stderr).
@@ -169,7 +172,8 @@ class supervisor {
 
   /// Starts a new child after the others (OTP's start_child). Throws
   /// std::invalid_argument at the call, whatever the token, if `spec` fails
-  /// `validate` (a programming error, never an error code).
+  /// `validate` or is significant under `auto_shutdown::never` (a
+  /// programming error, never an error code).
   /// @par Completion Signature `void(boost::system::error_code, child_start_result)`
   /// the new child's device and the info its start function attached, or
   /// `ignored` (no error: the spec is kept unless temporary). Errors:
@@ -182,7 +186,7 @@ class supervisor {
   auto async_start_child(child_spec spec, Token&& token) {
     // Here, not in the initiation: a deferred token (use_awaitable) runs the
     // initiation later, where a throw would escape io_context::run().
-    validate(spec);
+    validate_for(impl_, spec);
     return boost::asio::async_initiate<Token, void(boost::system::error_code, child_start_result)>(
         [impl = impl_](auto h, child_spec s) {
           start_child(impl, std::move(s), any_handler<child_start_result>(std::move(h), impl));
@@ -397,6 +401,8 @@ class supervisor {
     return void_handler_t(make_reply(std::forward<H>(h), impl));
   }
 
+  /// validate(spec), and a significant child needs this supervisor's auto_shutdown.
+  static void validate_for(impl_ptr const&, child_spec const& spec);
   static void start_child(impl_ptr const&, child_spec, handler_t<child_start_result>);
   static void terminate_child(impl_ptr const&, std::string, void_handler_t);
   static void restart_child(impl_ptr const&, std::string, handler_t<child_start_result>);

@@ -1,6 +1,7 @@
 #pragma once
 // supervisor_spec: a supervisor's flags and children, declared in code.
 
+#include <backplane/supervisor/auto_shutdown.hpp>
 #include <backplane/supervisor/child_spec.hpp>
 #include <backplane/supervisor/clock.hpp>
 #include <backplane/supervisor/events.hpp>
@@ -41,6 +42,9 @@ struct supervisor_spec {
   std::uint32_t max_restarts = 3;
   std::chrono::nanoseconds period = std::chrono::seconds(5);
   std::vector<child_spec> children{};
+  /// Whether the supervisor ends by itself, cleanly, when its significant
+  /// children end by themselves (auto_shutdown.hpp). Not inherited.
+  backplane::auto_shutdown auto_shutdown = backplane::auto_shutdown::never;
 
   // --- options, inherited by nested supervisors when left empty ---
   std::shared_ptr<supervisor_clock> clock{};  ///< default: steady_supervisor_clock()
@@ -71,7 +75,8 @@ struct supervisor_spec {
 
 /// Throws std::invalid_argument saying what is wrong and what to do:
 /// duplicate or empty child ids, missing start functions, a period that is
-/// not positive, and every check of `validate(child_spec)`.
+/// not positive, significant children under `auto_shutdown::never`, and
+/// every check of `validate(child_spec)`.
 void validate(supervisor_spec const& spec);
 
 /// A child that is itself a supervisor (kind `supervisor`, shutdown
