@@ -5,6 +5,7 @@
 #include <backplane/fault.hpp>
 #include <backplane/line.hpp>
 #include <backplane/supervisor/child_spec.hpp>
+#include <backplane/supervisor/detail/cancellable_reply.hpp>
 #include <backplane/supervisor/errors.hpp>
 #include <backplane/supervisor/supervisor_spec.hpp>
 
@@ -12,6 +13,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -145,8 +147,22 @@ struct supervisor_access;
 /// supervisor's handler when that is the handler's executor too, never
 /// inside the initiating call.
 ///
-/// Per-operation cancellation: not supported. A call, once made, is carried
-/// out and answered (with `supervisor_down` if the supervisor ended first).
+/// Per-operation cancellation: a caller's cancellation (a timer raced with
+/// `||`, a parallel_group, a cancellation slot bound to the handler) ends
+/// the caller's wait, never the action half-done. A call, once made, is
+/// carried out whole, whether or not anyone still waits; a cancelled wait
+/// completes at once with `operation_aborted` (its value default), and the
+/// supervisor's answer, when it comes, is dropped. A cancellation that
+/// arrives after the answer was given is ignored: the handler gets the
+/// answer. Queries and waits (`which_children`, `count_children`,
+/// `restart_budget`, `async_wait`) have no side effect and accept every
+/// cancellation type; calls that act (`start_child`, `terminate_child`,
+/// `restart_child`, `delete_child`, `async_stop`) accept `terminal` and
+/// `partial` (their effect is well defined: look with `which_children`) and
+/// ignore `total`, which would promise that nothing happened. Emit the
+/// cancellation where the handler runs (its executor or strand), as for any
+/// Asio operation. Stopping with a deadline is `async_stop` raced with a
+/// timer: the stop goes on after the wait ends; `async_wait` waits for it again.
 ///
 /// The runtime API follows OTP's: `start_child` adds a child (a failed start
 /// discards the spec), `terminate_child` stops one and keeps its spec,
@@ -182,6 +198,8 @@ class supervisor {
   /// start function threw or returned a start_error: `reason` says why; the
   /// spec is dropped), `supervisor_down`. With `use_awaitable` an error
   /// throws `system_error` and the reason is lost: use `as_tuple`.
+  /// @par Per-Operation Cancellation terminal, partial: the wait ends
+  /// (operation_aborted); the call goes on whole.
   template <class Token>
   auto async_start_child(child_spec spec, Token&& token) {
     // Here, not in the initiation: a deferred token (use_awaitable) runs the
@@ -189,7 +207,9 @@ class supervisor {
     validate_for(impl_, spec);
     return boost::asio::async_initiate<Token, void(boost::system::error_code, child_start_result)>(
         [impl = impl_](auto h, child_spec s) {
-          start_child(impl, std::move(s), any_handler<child_start_result>(std::move(h), impl));
+          start_child(
+              impl, std::move(s),
+              any_handler<child_start_result>(std::move(h), impl, detail::action_cancellation));
         },
         token, std::move(spec));
   }
@@ -197,11 +217,14 @@ class supervisor {
   /// child's is dropped); ends a pending restart.
   /// @par Completion Signature `void(boost::system::error_code)`
   /// Errors: `not_found`, `supervisor_down`.
+  /// @par Per-Operation Cancellation terminal, partial: the wait ends
+  /// (operation_aborted); the call goes on whole.
   template <class Token>
   auto async_terminate_child(std::string id, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
         [impl = impl_](auto h, std::string i) {
-          terminate_child(impl, std::move(i), void_handler(std::move(h), impl));
+          terminate_child(impl, std::move(i),
+                          void_handler(std::move(h), impl, detail::action_cancellation));
         },
         token, std::move(id));
   }
@@ -210,22 +233,29 @@ class supervisor {
   /// @par Completion Signature `void(boost::system::error_code, child_start_result)`
   /// as async_start_child's. Errors: `not_found`, `running`, `restarting`,
   /// `start_failed` (`reason` says why), `supervisor_down`.
+  /// @par Per-Operation Cancellation terminal, partial: the wait ends
+  /// (operation_aborted); the call goes on whole.
   template <class Token>
   auto async_restart_child(std::string id, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, child_start_result)>(
         [impl = impl_](auto h, std::string i) {
-          restart_child(impl, std::move(i), any_handler<child_start_result>(std::move(h), impl));
+          restart_child(
+              impl, std::move(i),
+              any_handler<child_start_result>(std::move(h), impl, detail::action_cancellation));
         },
         token, std::move(id));
   }
   /// Removes a stopped child's spec.
   /// @par Completion Signature `void(boost::system::error_code)`
   /// Errors: `not_found`, `running`, `restarting`, `supervisor_down`.
+  /// @par Per-Operation Cancellation terminal, partial: the wait ends
+  /// (operation_aborted); the call goes on whole.
   template <class Token>
   auto async_delete_child(std::string id, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
         [impl = impl_](auto h, std::string i) {
-          delete_child(impl, std::move(i), void_handler(std::move(h), impl));
+          delete_child(impl, std::move(i),
+                       void_handler(std::move(h), impl, detail::action_cancellation));
         },
         token, std::move(id));
   }
@@ -234,23 +264,29 @@ class supervisor {
   /// added; a restarted child keeps its place. (OTP documents no order.)
   /// @par Completion Signature `void(boost::system::error_code, std::vector<child_info>)`
   /// Errors: `supervisor_down` (it has ended).
+  /// @par Per-Operation Cancellation terminal, partial, total: the wait ends
+  /// (operation_aborted); nothing else changes.
   template <class Token>
   auto async_which_children(Token&& token) {
     return boost::asio::async_initiate<Token,
                                        void(boost::system::error_code, std::vector<child_info>)>(
         [impl = impl_](auto h) {
-          which_children(impl, any_handler<std::vector<child_info>>(std::move(h), impl));
+          which_children(impl, any_handler<std::vector<child_info>>(std::move(h), impl,
+                                                                    detail::query_cancellation));
         },
         token);
   }
   /// One child's row, as `async_which_children` would list it.
   /// @par Completion Signature `void(boost::system::error_code, child_info)`
   /// Errors: `not_found` (no child with this id), `supervisor_down`.
+  /// @par Per-Operation Cancellation terminal, partial, total: the wait ends
+  /// (operation_aborted); nothing else changes.
   template <class Token>
   auto async_which_child(std::string id, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, child_info)>(
         [impl = impl_](auto h, std::string i) {
-          which_child(impl, std::move(i), any_handler<child_info>(std::move(h), impl));
+          which_child(impl, std::move(i),
+                      any_handler<child_info>(std::move(h), impl, detail::query_cancellation));
         },
         token, std::move(id));
   }
@@ -260,11 +296,14 @@ class supervisor {
   /// (its spec's `start` is empty).
   /// @par Completion Signature `void(boost::system::error_code, child_spec)`
   /// Errors: `not_found` (no child with this id), `supervisor_down`.
+  /// @par Per-Operation Cancellation terminal, partial, total: the wait ends
+  /// (operation_aborted); nothing else changes.
   template <class Token>
   auto async_get_childspec(std::string id, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, child_spec)>(
         [impl = impl_](auto h, std::string i) {
-          get_childspec(impl, std::move(i), any_handler<child_spec>(std::move(h), impl));
+          get_childspec(impl, std::move(i),
+                        any_handler<child_spec>(std::move(h), impl, detail::query_cancellation));
         },
         token, std::move(id));
   }
@@ -278,13 +317,16 @@ class supervisor {
   /// names no child, or a worker, or a dynamic supervisor or worker pool),
   /// `supervisor_down` (a supervisor on the path is not running: stopped,
   /// waiting to restart, or ending).
+  /// @par Per-Operation Cancellation terminal, partial, total: the wait ends
+  /// (operation_aborted); nothing else changes.
   template <class Token>
   auto async_find_supervisor(std::string path, Token&& token) {
     return boost::asio::async_initiate<Token,
                                        void(boost::system::error_code, std::optional<supervisor>)>(
         [impl = impl_](auto h, std::string p) {
           find_supervisor(impl, std::move(p),
-                          any_handler<std::optional<supervisor>>(std::move(h), impl));
+                          any_handler<std::optional<supervisor>>(std::move(h), impl,
+                                                                 detail::query_cancellation));
         },
         token, std::move(path));
   }
@@ -299,54 +341,71 @@ class supervisor {
   /// between two answers shows in one level and not yet in another. A nested
   /// supervisor that ends before it answers is listed with `inspected`
   /// false. The reply waits for every nested supervisor: one whose executor
-  /// is blocked delays it (wait with a deadline of your own; see the class's
-  /// note on cancellation).
+  /// is blocked delays it (wait with a deadline of your own: `op || timer`;
+  /// see the class's note on cancellation).
   /// @par Completion Signature `void(boost::system::error_code, tree_node)`
   /// Errors: `supervisor_down` (this supervisor has ended).
+  /// @par Per-Operation Cancellation terminal, partial, total: the wait ends
+  /// (operation_aborted); nothing else changes.
   template <class Token>
   auto async_tree_view(Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, tree_node)>(
-        [impl = impl_](auto h) { tree_view(impl, any_handler<tree_node>(std::move(h), impl)); },
+        [impl = impl_](auto h) {
+          tree_view(impl, any_handler<tree_node>(std::move(h), impl, detail::query_cancellation));
+        },
         token);
   }
   /// @par Completion Signature `void(boost::system::error_code, child_counts)`
   /// Errors: `supervisor_down` (it has ended).
+  /// @par Per-Operation Cancellation terminal, partial, total: the wait ends
+  /// (operation_aborted); nothing else changes.
   template <class Token>
   auto async_count_children(Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, child_counts)>(
         [impl = impl_](auto h) {
-          count_children(impl, any_handler<child_counts>(std::move(h), impl));
+          count_children(impl,
+                         any_handler<child_counts>(std::move(h), impl, detail::query_cancellation));
         },
         token);
   }
   /// @par Completion Signature `void(boost::system::error_code, restart_budget)`
   /// Errors: `supervisor_down` (it has ended).
+  /// @par Per-Operation Cancellation terminal, partial, total: the wait ends
+  /// (operation_aborted); nothing else changes.
   template <class Token>
   auto async_restart_budget(Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, restart_budget)>(
-        [impl = impl_](auto h) { budget(impl, any_handler<restart_budget>(std::move(h), impl)); },
+        [impl = impl_](auto h) {
+          budget(impl, any_handler<restart_budget>(std::move(h), impl, detail::query_cancellation));
+        },
         token);
   }
   /// Asks the supervisor to stop (children in reverse start order, then its
   /// device cleanly) and completes when it has ended, or at once if it had.
   /// @par Completion Signature `void(boost::system::error_code, supervisor_exit)`
   /// Never fails (the error_code is always clear).
+  /// @par Per-Operation Cancellation terminal, partial: the wait ends
+  /// (operation_aborted); the stop goes on (async_wait tells when it is over).
   template <class Token>
   auto async_stop(Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, supervisor_exit)>(
         [impl = impl_](auto h) {
-          stop(impl, true, any_handler<supervisor_exit>(std::move(h), impl));
+          stop(impl, true,
+               any_handler<supervisor_exit>(std::move(h), impl, detail::action_cancellation));
         },
         token);
   }
   /// Completes when the supervisor has ended, however it ended.
   /// @par Completion Signature `void(boost::system::error_code, supervisor_exit)`
   /// Never fails (the error_code is always clear).
+  /// @par Per-Operation Cancellation terminal, partial, total: the wait ends
+  /// (operation_aborted); nothing else changes.
   template <class Token>
   auto async_wait(Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, supervisor_exit)>(
         [impl = impl_](auto h) {
-          stop(impl, false, any_handler<supervisor_exit>(std::move(h), impl));
+          stop(impl, false,
+               any_handler<supervisor_exit>(std::move(h), impl, detail::query_cancellation));
         },
         token);
   }
@@ -392,13 +451,26 @@ class supervisor {
     auto ex = boost::asio::get_associated_executor(h, executor_of(impl));
     return reply<std::decay_t<H>>{std::forward<H>(h), boost::asio::make_work_guard(ex)};
   }
+  /// A handler whose caller can cancel (its cancellation slot is connected)
+  /// becomes a cancellable_reply, which costs an allocation; the others a
+  /// plain reply.
   template <class T, class H>
-  static handler_t<T> any_handler(H&& h, impl_ptr const& impl) {
-    return handler_t<T>(make_reply(std::forward<H>(h), impl));
+  static handler_t<T> any_handler(H&& h, impl_ptr const& impl,
+                                  boost::asio::cancellation_type allowed) {
+    auto slot = boost::asio::get_associated_cancellation_slot(h);
+    if (!slot.is_connected()) return handler_t<T>(make_reply(std::forward<H>(h), impl));
+    auto ex = boost::asio::get_associated_executor(h, executor_of(impl));
+    return handler_t<T>(
+        detail::cancellable_reply<std::decay_t<H>, T>(std::forward<H>(h), ex, slot, allowed));
   }
   template <class H>
-  static void_handler_t void_handler(H&& h, impl_ptr const& impl) {
-    return void_handler_t(make_reply(std::forward<H>(h), impl));
+  static void_handler_t void_handler(H&& h, impl_ptr const& impl,
+                                     boost::asio::cancellation_type allowed) {
+    auto slot = boost::asio::get_associated_cancellation_slot(h);
+    if (!slot.is_connected()) return void_handler_t(make_reply(std::forward<H>(h), impl));
+    auto ex = boost::asio::get_associated_executor(h, executor_of(impl));
+    return void_handler_t(
+        detail::cancellable_reply<std::decay_t<H>>(std::forward<H>(h), ex, slot, allowed));
   }
 
   /// validate(spec), and a significant child needs this supervisor's auto_shutdown.
