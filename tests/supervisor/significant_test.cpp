@@ -279,8 +279,9 @@ TEST_F(Significant, SignificantChildrenNeedAutoShutdown) {
   auto sup = start(with(auto_shutdown::never, {kids.spec("a")}));
   EXPECT_THROW(sup.async_start_child(significant("t", restart_type::temporary), [](auto, auto) {}),
                std::invalid_argument);
-  EXPECT_THROW(sup.async_start_child(significant("p", restart_type::permanent), asio::deferred),
-               std::invalid_argument);
+  EXPECT_THROW(
+      (void)sup.async_start_child(significant("p", restart_type::permanent), asio::deferred),
+      std::invalid_argument);
   EXPECT_EQ(ids(sup), (strings{"a"}));
   stop(sup);
 }
