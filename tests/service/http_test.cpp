@@ -382,6 +382,9 @@ TEST_F(Http, ReadyzSeesANestedPermanentChildStoppedWithoutAnyEvent) {
   // terminate_child reports nothing: only the nested supervisor's own answer tells /readyz.
   threads = 4;
   start(three_levels());
+  wait_for(supervisor_event_kind::child_terminated, "s1");
+  // A round trip through shard's strand (the tree view): s1's restart timer is scheduled.
+  ASSERT_EQ(get("/readyz").result(), http::status::service_unavailable);
   clock->advance(std::chrono::seconds(1));
   wait_for(supervisor_event_kind::restarted, "s1");
   ASSERT_EQ(get("/readyz").result(), http::status::ok);

@@ -129,8 +129,9 @@ void service_runner::started(boost::system::result<supervisor, start_failure> r)
     begin_stop(start_status_ ? "HTTP not served" : "signal during the start");
     return;
   }
-  notifier_.notify("READY=1\n" + systemd_notifier::status_line(status_summary()));
+  // Armed first: whoever hears READY=1 may count on the watchdog's interval running from then.
   schedule_watchdog();
+  notifier_.notify("READY=1\n" + systemd_notifier::status_line(status_summary()));
 }
 
 void service_runner::on_signal(boost::system::error_code ec, int signo) {
@@ -159,8 +160,13 @@ void service_runner::begin_stop(char const* why) {
     watchdog_.reset();
     watchdog_off_ = true;
     if (!timers_closed_) {
+      // Weak: a clock may keep a cancelled timer's callback until its time (the manual clock
+      // does), and a strong reference there would keep the runner, and through its clock the
+      // callback itself, alive for ever. The root's async_wait keeps the runner alive meanwhile.
       deadline_ = clock_->schedule(
-          clock_->now() + options_.stop_deadline, strand_, [self = shared_from_this()] {
+          clock_->now() + options_.stop_deadline, strand_, [weak = weak_from_this()] {
+            auto self = weak.lock();
+            if (!self) return;
             self->logger_->error(
                 "service: the graceful stop outlasted its deadline "
                 "({}ms): exiting now",
@@ -181,8 +187,10 @@ void service_runner::schedule_watchdog() {
   if (!interval) return;
   std::lock_guard lock(timers_mutex_);
   if (timers_closed_ || watchdog_off_) return;
-  watchdog_ = clock_->schedule(clock_->now() + *interval, root_ex_,
-                               [self = shared_from_this()] { self->ping_watchdog(); });
+  // Weak, as the stop deadline's (see begin_stop).
+  watchdog_ = clock_->schedule(clock_->now() + *interval, root_ex_, [weak = weak_from_this()] {
+    if (auto self = weak.lock()) self->ping_watchdog();
+  });
 }
 
 void service_runner::ping_watchdog() {
