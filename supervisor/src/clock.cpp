@@ -5,6 +5,7 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -67,13 +68,21 @@ struct manual_clock::state {
 };
 
 namespace {
+/// Cancelling drops the callback at once, not when time reaches it: the
+/// callback may own (a shared_ptr to) whoever owns the clock, and a cycle
+/// through a cancelled entry would keep both alive for ever.
 class manual_timer final : public supervisor_clock::timer {
  public:
-  explicit manual_timer(std::shared_ptr<cancel_flag> f) : flag_(std::move(f)) {}
-  ~manual_timer() override { flag_->cancelled.store(true, std::memory_order_release); }
+  manual_timer(std::shared_ptr<cancel_flag> f, std::function<void()> drop)
+      : flag_(std::move(f)), drop_(std::move(drop)) {}
+  ~manual_timer() override {
+    flag_->cancelled.store(true, std::memory_order_release);
+    if (drop_) drop_();
+  }
 
  private:
   std::shared_ptr<cancel_flag> flag_;
+  std::function<void()> drop_;  // removes the queued entry, if still queued
 };
 }  // namespace
 
@@ -90,13 +99,15 @@ std::unique_ptr<supervisor_clock::timer> manual_clock::schedule(time_point at,
                                                                 std::function<void()> fn) {
   auto flag = std::make_shared<cancel_flag>();
   std::vector<state::entry> now_due;
+  std::optional<std::pair<time_point, std::uint64_t>> queued;
   {
     std::lock_guard lock(state_->mu);
     state::entry e{std::move(ex), std::move(fn), flag};
     if (at <= state_->now) {
       now_due.push_back(std::move(e));
     } else {
-      state_->due.emplace(std::make_pair(at, state_->next_seq++), std::move(e));
+      queued = std::make_pair(at, state_->next_seq++);
+      state_->due.emplace(*queued, std::move(e));
     }
   }
   for (auto& e : now_due) {
@@ -104,7 +115,20 @@ std::unique_ptr<supervisor_clock::timer> manual_clock::schedule(time_point at,
       if (!flag->cancelled.load(std::memory_order_acquire)) fn();
     });
   }
-  return std::make_unique<manual_timer>(std::move(flag));
+  std::function<void()> drop;
+  if (queued) {
+    drop = [weak = std::weak_ptr<state>(state_), key = *queued] {
+      auto st = weak.lock();
+      if (!st) return;
+      std::function<void()> dropped;  // destroyed outside the lock: it may schedule
+      std::lock_guard lock(st->mu);
+      auto it = st->due.find(key);
+      if (it == st->due.end()) return;  // fired already
+      dropped = std::move(it->second.fn);
+      st->due.erase(it);
+    };
+  }
+  return std::make_unique<manual_timer>(std::move(flag), std::move(drop));
 }
 
 void manual_clock::advance(duration d) {

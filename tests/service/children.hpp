@@ -64,13 +64,33 @@ inline boost::asio::awaitable<work_result> raise_then_serve(int sig) {
   co_return work_result();
 }
 
+/// The timers wedged children wait on after ignoring their cancellation. A test whose service
+/// gave up on a wedged tree (forced, deadline_exceeded) releases them at its end, so the tree
+/// ends and its frames are freed: a supervisor waiting for a child (`infinity`) is parked in its
+/// own device's mailbox, which a destroyed io_context cannot reach (LSan would report it).
+inline std::vector<std::weak_ptr<boost::asio::steady_timer>>& wedged() {
+  static std::vector<std::weak_ptr<boost::asio::steady_timer>> timers;
+  return timers;
+}
+/// Ends every wedged child's wait (single-threaded contexts: the tests' own).
+inline void release_wedged() {
+  for (auto& w : wedged()) {
+    if (auto t = w.lock()) t->cancel();
+  }
+  wedged().clear();
+}
+
 inline boost::asio::awaitable<work_result> ignore_stop(int on_cancel) {
   (void)co_await wait_for_ever();
   if (on_cancel != 0) std::raise(on_cancel);
   // Cancellation is terminal for this coroutine: without the reset the next wait would fail
-  // at once. The new timer is never cancelled: what a wedged child looks like.
+  // at once. The new timer is cancelled by nothing the library does: what a wedged child looks
+  // like (only release_wedged ends it).
   co_await boost::asio::this_coro::reset_cancellation_state();
-  (void)co_await wait_for_ever();
+  auto wedge = std::make_shared<boost::asio::steady_timer>(
+      co_await boost::asio::this_coro::executor, boost::asio::steady_timer::time_point::max());
+  wedged().push_back(wedge);
+  (void)co_await wedge->async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
   co_return work_result();
 }
 

@@ -109,6 +109,8 @@ TEST_F(Signals, SecondSignalEndsAtOnceWithForced) {
   idle();
   ASSERT_TRUE(status);
   EXPECT_EQ(*status, service_exit::forced);
+  release_wedged();  // the service gave up on the tree; end it so that it is freed
+  idle();
 }
 
 TEST_F(Signals, StopDeadlineEndsWithDeadlineExceeded) {
@@ -125,6 +127,8 @@ TEST_F(Signals, StopDeadlineEndsWithDeadlineExceeded) {
   idle();
   ASSERT_TRUE(status);
   EXPECT_EQ(*status, service_exit::deadline_exceeded);
+  release_wedged();  // the service gave up on the tree; end it so that it is freed
+  idle();
 }
 
 TEST_F(Signals, CleanStopCancelsTheDeadline) {

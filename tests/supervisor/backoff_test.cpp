@@ -322,4 +322,34 @@ TEST(ManualClock, ATimerDestroyedAfterFallingDueButBeforeRunningDoesNotRun) {
   EXPECT_FALSE(ran);
 }
 
+TEST(ManualClock, ACancelledTimerReleasesItsCallbackAtOnce) {
+  // A callback that owns (a shared_ptr to) whoever owns the clock must not
+  // outlive its cancelled timer: that cycle leaked a whole service (ASan).
+  boost::asio::io_context ctx;
+  manual_clock clock;
+  auto owned = std::make_shared<int>(0);
+  std::weak_ptr<int> watch = owned;
+  auto t = clock.schedule(clock.now() + 1h, ctx.get_executor(), [owned] { ++*owned; });
+  owned.reset();
+  EXPECT_FALSE(watch.expired()) << "the pending callback holds it";
+  t.reset();
+  EXPECT_TRUE(watch.expired()) << "a cancelled callback kept what it captured until its time";
+  EXPECT_EQ(clock.pending(), 0u);
+  // A callback whose destruction schedules on the same clock does not deadlock.
+  struct reschedules {
+    reschedules(manual_clock* clk, boost::asio::io_context* io) : c(clk), x(io) {}
+    reschedules(reschedules const&) = delete;
+    manual_clock* c;
+    boost::asio::io_context* x;
+    ~reschedules() {
+      if (c) (void)c->schedule(c->now() + 1s, x->get_executor(), [] {});
+    }
+  };
+  auto r = std::make_shared<reschedules>(&clock, &ctx);
+  auto t2 = clock.schedule(clock.now() + 1h, ctx.get_executor(), [r] {});
+  r.reset();
+  t2.reset();
+  run_until_idle(ctx);
+}
+
 }  // namespace
