@@ -12,6 +12,8 @@
 
 #include <boost/asio/error.hpp>
 
+#include <cstdio>
+#include <exception>
 #include <mutex>
 #include <stdexcept>
 
@@ -78,11 +80,24 @@ void check_distinct(state_header* a, state_header* b, char const* what) {
                                 ": cannot link a device to itself; link it to another device");
 }
 
+/// Both halves or neither: if the second half cannot be added (std::bad_alloc
+/// growing b's table), the first is undone, so that no link is one-sided.
 void do_link(device_state* a, device_state* b, link_mode mode) {
   auto bits = static_cast<std::uint8_t>(mode);
   auto back = static_cast<std::uint8_t>(reversed(mode));
+  std::uint8_t const* had = a->links.find(b);
+  std::uint8_t const before = had ? *had : 0;
   add_bits(a, b, bits);
-  add_bits(b, a, back);
+  try {
+    add_bits(b, a, back);
+  } catch (...) {
+    if (before != 0) {
+      *a->links.find(b) = before;
+    } else if (state_header* gone = a->links.erase(b)) {
+      release(gone);  // b is alive (the caller holds it): never the last reference
+    }
+    throw;
+  }
 }
 
 }  // namespace
@@ -114,7 +129,13 @@ void disconnect(state_header* h, std::optional<fault> f, std::exception_ptr cons
       std::lock_guard lock(peer->mu);
       our_entry = peer->links.erase(s);
       if ((e.bits & notify_bit) && peer->connected) {
-        peer->inbox.push(disconnected{s->id, f, cause});
+        // A second pending message grows the mailbox; failing, this
+        // notification could only be lost: the documented end.
+        try {
+          peer->inbox.push(disconnected{s->id, f, cause});
+        } catch (...) {
+          fatal("out of memory queueing a disconnect notification");
+        }
         woken = take_waiter(peer, true);
       }
     }
@@ -198,6 +219,14 @@ std::optional<link_mode> link_to(state_header* h, device_id other) noexcept {
     if (e.peer->id == other) found = static_cast<link_mode>(e.bits);
   });
   return found;
+}
+
+void prepare_wait(boost::asio::execution_context& ctx) { (void)waiter_service::of(ctx); }
+
+void fatal(char const* what) noexcept {
+  std::fprintf(stderr, "backplane: fatal: %s\n", what);
+  std::fflush(stderr);
+  std::terminate();
 }
 
 void arm(state_header* h, waiter* w, wake_on on, boost::asio::execution_context& ctx) {

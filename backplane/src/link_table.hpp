@@ -97,16 +97,23 @@ class link_table {
 
   /// Inserts `peer` with no bits; the caller ORs bits in and, for a new
   /// entry, has already counted the reference. Precondition: not present.
+  /// Strong guarantee: if it throws (std::bad_alloc), the table is as it was.
   std::uint8_t* insert(state_header* peer) {
     entries_.push_back(link_entry{peer, 0});
-    if (!index_.empty()) {
-      if ((entries_.size() + 1) * 2 > index_.size()) {
+    try {
+      if (!index_.empty()) {
+        if ((entries_.size() + 1) * 2 > index_.size()) {
+          rebuild();
+        } else {
+          index_[probe(peer)] = entries_.size();
+        }
+      } else if (entries_.size() > linear_limit) {
         rebuild();
-      } else {
-        index_[probe(peer)] = entries_.size();
       }
-    } else if (entries_.size() > linear_limit) {
-      rebuild();
+    } catch (...) {
+      // rebuild builds the new index before it replaces the old one.
+      entries_.pop_back();
+      throw;
     }
     return &entries_[entries_.size() - 1].bits;
   }
@@ -165,7 +172,8 @@ class link_table {
   void rebuild() {
     std::size_t cap = 16;
     while (cap < entries_.size() * 4) cap *= 2;
-    index_.assign(cap, 0);
+    std::vector<std::uint32_t> fresh(cap, 0);  // may throw: the old index stays
+    index_.swap(fresh);
     for (std::uint32_t i = 0; i < entries_.size(); ++i) index_[probe(entries_[i].peer)] = i + 1;
   }
   /// Backward-shift deletion keeps probe chains unbroken without tombstones.

@@ -21,7 +21,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -36,6 +35,7 @@
 #include <cmath>
 #include <exception>
 #include <limits>
+#include <new>
 #include <stdexcept>
 
 namespace asio = boost::asio;
@@ -103,7 +103,16 @@ void listen(std::shared_ptr<child_run> run) {
   // it) owns what happens to it, as a run would: nothing to listen to.
   if (!d.valid()) return;
   asio::any_io_executor const& ex = run->ctx.executor;
-  d.async_receive(asio::bind_executor(ex, managed_listener{std::move(run)}));
+  try {
+    d.async_receive(asio::bind_executor(ex, managed_listener{run}));
+  } catch (...) {
+    // Nobody can listen (std::bad_alloc): the child ends with a fault, as a
+    // run that threw would, rather than unheard.
+    run->ended_by_message = true;
+    run->end_fault = fault::error();
+    run->end_cause = std::current_exception();
+    run->cancel.emit(asio::cancellation_type::terminal);
+  }
 }
 
 void managed_listener::operator()(boost::system::error_code ec, message m) const {
@@ -116,6 +125,15 @@ void managed_listener::operator()(boost::system::error_code ec, message m) const
     run->end_cause = std::make_exception_ptr(std::logic_error(
         "a receive was left parked on the device of a managed work; the supervisor listens on "
         "that device: do not receive on it, or return an awaitable<void> run instead"));
+    run->cancel.emit(asio::cancellation_type::terminal);
+    return;
+  }
+  if (ec == asio::error::no_memory) {
+    // The receive could not be set up: nobody would hear the child's links,
+    // so it ends with a fault, as a run that threw would.
+    run->ended_by_message = true;
+    run->end_fault = fault::error();
+    run->end_cause = std::make_exception_ptr(std::bad_alloc());
     run->cancel.emit(asio::cancellation_type::terminal);
     return;
   }
@@ -289,6 +307,15 @@ start_outcome supervisor_impl::start_incarnation(child_record& r, event_reason& 
     if (run->dev.valid()) run->dev.disconnect();
     return start_outcome::ignored;
   }
+  try {
+    launch(run, std::move(body), std::move(managed));
+  } catch (...) {
+    // Asio could not start the child's coroutine (std::bad_alloc): a failed
+    // start like any other, counted and retried. Nothing of it runs.
+    why = exception_reason(std::current_exception());
+    retire(l);
+    return start_outcome::failed;
+  }
   // Never called again: what it captured goes now, not when the child ends.
   if (r.spec.restart == restart_type::temporary) r.identity->start = nullptr;
   r.ln = l;
@@ -298,6 +325,12 @@ start_outcome supervisor_impl::start_incarnation(child_record& r, event_reason& 
   r.run = run;
   if (r.spec.backoff) r.quiet_since = clock_->now();
   by_device_.insert(r.dev, &r);
+  return start_outcome::started;
+}
+
+void supervisor_impl::launch(std::shared_ptr<child_run> const& run,
+                             std::optional<asio::awaitable<void>> body,
+                             std::unique_ptr<detail::managed_launch> managed) {
   asio::any_io_executor const& cex = run->ctx.executor;
   if (managed) {
     // Launch first, then listen from the child's executor. The listener is
@@ -317,7 +350,6 @@ start_outcome supervisor_impl::start_incarnation(child_record& r, event_reason& 
     asio::co_spawn(cex, std::move(*body),
                    asio::bind_cancellation_slot(run->cancel.slot(), run_finished{run}));
   }
-  return start_outcome::started;
 }
 
 // ------------------------------------------------------------- mailbox ----
@@ -398,8 +430,10 @@ asio::awaitable<void> supervisor_impl::run(std::shared_ptr<supervisor_impl> self
     idle_ = true;
     auto [ec, m] = co_await receive();
     idle_ = false;
+    if (ended_) co_return;  // crashed() while we waited
     if (!ec) note(m, nullptr);
   }
+  if (ended_) co_return;  // crashed(): nothing more to do
   co_await stop_all();
   // Children that ended on their own meanwhile: reported, never restarted,
   // never waited for.
@@ -524,6 +558,7 @@ asio::awaitable<bool> supervisor_impl::await_exit(
       kill_sent = true;
     }
     auto [ec, m] = co_await receive();
+    if (ended_) co_return true;  // crashed() while we waited
     if (!ec) note(m, &r);
   }
   // The timer stays armed for the next stop of the batch (cleared when idle).
@@ -902,6 +937,31 @@ void supervisor_impl::schedule_restart(child_record* anchor, supervisor_clock::d
 
 // -------------------------------------------------------------- ending ----
 
+void supervisor_impl::crashed(std::exception_ptr e) noexcept {
+  if (ended_) return;
+  ended_ = true;
+  stopping_ = true;
+  exit_.fault = fault::error();
+  exit_.failed_reports = report_failures_;
+  clear_deadline();
+  if (home_) {
+    // A nested supervisor: its life rethrows, and the parent disconnects
+    // the device with fault::error and this cause.
+    *home_ = std::move(dev_);
+  } else if (dev_.valid()) {
+    dev_.disconnect(fault::error(), e);
+  }
+  auto waiters = std::move(exit_waiters_);
+  for (auto& h : waiters) {
+    try {
+      std::move(h)(boost::system::error_code{}, exit_);
+    } catch (...) {
+      // A waiter we cannot tell (std::bad_alloc dispatching its reply) is
+      // destroyed unanswered: Asio's rule for a handler that will never run.
+    }
+  }
+}
+
 void supervisor_impl::finish() {
   ended_ = true;
   exit_.failed_reports = report_failures_;
@@ -1143,7 +1203,16 @@ namespace {
 /// A nested supervisor's life as its parent sees it: the run, then the
 /// device's disconnect with the way it ended.
 asio::awaitable<void> nested_life(std::shared_ptr<supervisor_impl> impl, device* home) {
-  co_await impl->run(impl);
+  std::exception_ptr failed;
+  try {
+    co_await impl->run(impl);
+  } catch (...) {
+    failed = std::current_exception();
+  }
+  if (failed) {
+    impl->crashed(failed);           // hands the device back
+    std::rethrow_exception(failed);  // run_finished: fault::error, with this cause
+  }
   supervisor_exit const e = impl->exit();
   // run_finished disconnects with fault::error and the parent reports this.
   if (e.intensity_exceeded) throw restart_intensity_exceeded(impl->give_up_text());
@@ -1161,7 +1230,9 @@ start_result start_nested(supervisor_spec const& spec, child_context& ctx) {
   if (failure) {
     // It runs on to stop what it started, then disconnects the device, which
     // the parent has unlinked by then.
-    asio::co_spawn(impl->executor(), impl->run(impl), asio::detached);
+    asio::co_spawn(impl->executor(), impl->run(impl), [impl](std::exception_ptr e) {
+      if (e) impl->crashed(e);
+    });
     return start_error{fmt::format("failed_to_start_child {}: {}", failure->id, failure->reason)};
   }
   impl->set_home(&ctx.device);

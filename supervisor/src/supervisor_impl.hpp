@@ -21,6 +21,8 @@
 #include <backplane/message.hpp>
 #include <backplane/supervisor/supervisor.hpp>
 
+#include <spdlog/common.h>
+
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -171,6 +173,13 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   void kill_all();
   /// Calls the spec's on_start hook, if any, with a handle.
   void started();
+  /// run() (or an API call's handling) threw: the supervisor's own
+  /// bookkeeping failed, std::bad_alloc say. It ends at once, as a child that
+  /// throws does: its device disconnects with fault::error() and `e` as the
+  /// cause (a nested one's parent does that), so its monitors hear it and
+  /// its children hear their peer's fault; async_wait/async_stop complete
+  /// with that fault; later calls answer supervisor_down. On ex_.
+  void crashed(std::exception_ptr e) noexcept;
   /// Once run() has returned.
   [[nodiscard]] supervisor_exit const& exit() const noexcept { return exit_; }
   [[nodiscard]] std::string give_up_text() const;
@@ -211,6 +220,11 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   /// or ignore the status is left as it was. `info`, if given, receives what
   /// the start function attached.
   start_outcome start_incarnation(child_record& r, event_reason& why, std::any* info = nullptr);
+  /// Starts the incarnation's coroutine(s) on its executor. May throw
+  /// (std::bad_alloc), before anything of the child runs.
+  static void launch(std::shared_ptr<child_run> const& run,
+                     std::optional<boost::asio::awaitable<void>> body,
+                     std::unique_ptr<detail::managed_launch> managed);
   boost::asio::awaitable<void> stop_child(child_record& r);
   boost::asio::awaitable<bool> await_exit(child_record& r,
                                           std::optional<supervisor_clock::time_point> deadline);

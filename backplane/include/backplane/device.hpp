@@ -91,6 +91,11 @@ class device {
   /// (another thread): in a `parallel_group`, bind the receive's token to
   /// the group's executor (`bind_executor(ex, deferred)`).
   ///
+  /// If the receive cannot be set up for lack of memory, it completes
+  /// (posted) with `boost::asio::error::no_memory`, having consumed nothing;
+  /// only if even that completion cannot be posted does the initiation throw
+  /// std::bad_alloc.
+  ///
   /// If the execution context is destroyed while the operation waits, the
   /// handler is destroyed without being invoked.
   template <class Token>

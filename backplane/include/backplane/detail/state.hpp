@@ -92,6 +92,15 @@ void unlink(state_header* self, state_header* other, link_mode mode) noexcept;
 /// is the waiter's execution context: its shutdown destroys parked waiters
 /// so that nothing leaks when a context dies with coroutines still waiting.
 void arm(state_header* s, waiter* w, wake_on on, boost::asio::execution_context& ctx);
+/// Makes sure that `arm` with this context allocates nothing (creates the
+/// context's waiter_service the first time). May throw std::bad_alloc.
+void prepare_wait(boost::asio::execution_context& ctx);
+/// Where the core cannot go on and cannot tell anyone: writes
+/// "backplane: fatal: <what>" to stderr and calls std::terminate. Used only
+/// where docs/reliability.md says so (a notification that cannot be queued
+/// or posted for lack of memory: dropping it would break the promise that
+/// no notification is ever lost).
+[[noreturn]] void fatal(char const* what) noexcept;
 /// Completes `w` with operation_aborted if it is still parked on `s`.
 void cancel(state_header* s, waiter* w) noexcept;
 /// A work bound to `s` finished: wake the waiter, whatever it waits for.

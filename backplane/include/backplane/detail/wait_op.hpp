@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <memory>
+#include <new>
 #include <utility>
 
 namespace backplane::detail {
@@ -119,10 +120,26 @@ class wait_node final : public cancellable_waiter {
       typename node_allocator<handler_alloc_t>::type>::template rebind_alloc<wait_node>;
 
  public:
+  /// Allocates and builds the node. If that throws, `h` is left as it was.
   static wait_node* make(Handler&& h, state_ref s) {
     alloc_t alloc(node_allocator<handler_alloc_t>::get(boost::asio::get_associated_allocator(h)));
     wait_node* n = std::allocator_traits<alloc_t>::allocate(alloc, 1);
-    return ::new (static_cast<void*>(n)) wait_node(std::move(h), std::move(s));
+    try {
+      return ::new (static_cast<void*>(n)) wait_node(std::move(h), std::move(s));
+    } catch (...) {
+      std::allocator_traits<alloc_t>::deallocate(alloc, n, 1);
+      throw;
+    }
+  }
+
+  /// The execution context the completion will go to, before a node exists.
+  static boost::asio::execution_context& context_of(Handler const& h) {
+    auto ex = boost::asio::get_associated_executor(h);
+    if constexpr (boost::asio::execution::is_executor<executor_t>::value) {
+      return boost::asio::query(ex, boost::asio::execution::context);
+    } else {
+      return ex.context();
+    }
   }
 
   [[nodiscard]] boost::asio::execution_context& context() const noexcept {
@@ -193,10 +210,16 @@ class wait_node final : public cancellable_waiter {
     auto fn = [q = queued(n), ec]() mutable { finish(q.release(), ec); };
     // Straight onto the waiter's executor: boost::asio::post would wrap an
     // allocator-bound handler in a work_dispatcher, a second type-erased hop.
-    if constexpr (boost::asio::execution::is_executor<work_t>::value) {
-      work.execute(std::move(fn));
-    } else {
-      boost::asio::post(work, boost::asio::bind_allocator(alloc, std::move(fn)));
+    // The post allocates (Asio's operation); failing, it leaves nobody to
+    // tell and a notification that cannot be dropped: the documented end.
+    try {
+      if constexpr (boost::asio::execution::is_executor<work_t>::value) {
+        work.execute(std::move(fn));
+      } else {
+        boost::asio::post(work, boost::asio::bind_allocator(alloc, std::move(fn)));
+      }
+    } catch (...) {
+      fatal("out of memory posting a device's wake-up to its executor");
     }
   }
 
@@ -207,9 +230,29 @@ class wait_node final : public cancellable_waiter {
 
 template <class Handler, class Deliver>
 void start_wait(Handler&& h, state_header* s, wake_on on) {
-  add_ref(s);
+  using node = wait_node<std::decay_t<Handler>, Deliver>;
+  // Whatever can fail (each may allocate) comes before the waiter exists:
+  // the context's waiter_service, the slot's memory (sized by a handler that
+  // cancels nothing, then reused), the node. If one fails, the wait completes
+  // with no_memory, posted like any completion, with nothing parked or
+  // consumed: a coroutine (use_awaitable runs the initiation after it has
+  // suspended, where a throw would leave io_context::run() and strand it)
+  // hears it as an error. Only if that post fails too does this throw.
   auto slot = boost::asio::get_associated_cancellation_slot(h);
-  auto* n = wait_node<std::decay_t<Handler>, Deliver>::make(std::move(h), state_ref(s));
+  node* n = nullptr;
+  try {
+    prepare_wait(node::context_of(h));
+    if (slot.is_connected()) slot.template emplace<cancel_wait>(cancel_wait{s, nullptr});
+    add_ref(s);
+    n = node::make(std::move(h), state_ref(s));
+  } catch (std::bad_alloc const&) {
+    if (slot.is_connected()) slot.clear();
+    auto ex = boost::asio::get_associated_executor(h);
+    boost::asio::post(ex, [h = std::move(h)]() mutable {
+      Deliver::run(h, nullptr, boost::asio::error::no_memory);
+    });
+    return;
+  }
   if (slot.is_connected()) slot.template emplace<cancel_wait>(cancel_wait{s, n});
   arm(s, n, on, n->context());
 }
