@@ -75,7 +75,7 @@ int core_cycle(std::uint64_t n) {
     });
     if (!made) {
       alloc::fail_at(0);
-      std::printf("create-failed\n");
+      std::printf("outcome: create-failed\n");
     } else {
       bool const ab = attempt([&] { a->link(*b, link_mode::peer); });
       bool const cb = attempt([&] { c->link(*b, link_mode::monitor); });
@@ -145,9 +145,9 @@ int core_cycle(std::uint64_t n) {
       if (heard_by_c.size() != want)
         fail("c heard " + std::to_string(heard_by_c.size()) + " notifications, expected " +
              std::to_string(want));
-      std::printf("%s\n", (!ab || !cb || !ac) ? "link-error-to-caller"
-                          : receive_failed    ? "receive-error-to-caller"
-                                              : "delivered");
+      std::printf("outcome: %s\n", (!ab || !cb || !ac) ? "link-error-to-caller"
+                                   : receive_failed    ? "receive-error-to-caller"
+                                                       : "delivered");
     }
     ctx.restart();
     run_until_idle(ctx);
@@ -215,7 +215,6 @@ int restart_cycle(std::uint64_t n) {
     }
     alloc::fail_at(0);
     run_until_idle(ctx);
-    if (escaped) std::printf("asio-escape-then-");
 
     auto const heard = watcher.try_receive();
     bool const restarted = kids.running("a") && managed.running("m") && kids.starts["a"] == 2;
@@ -224,9 +223,9 @@ int restart_cycle(std::uint64_t n) {
       if (!exit->fault) fail("the supervisor ended without a fault");
       auto const* gone = heard ? as_disconnected(*heard) : nullptr;
       if (!gone || !gone->fault) fail("the supervisor's monitor did not hear its fault");
-      std::printf("supervisor-fault-to-monitors\n");
+      std::printf("outcome: %ssupervisor-fault-to-monitors\n", escaped ? "asio-escape-then-" : "");
     } else if (restarted) {
-      std::printf("restarted\n");
+      std::printf("outcome: %srestarted\n", escaped ? "asio-escape-then-" : "");
     } else {
       // A start that failed is retried: the clock is manual, so move it.
       clock->advance(std::chrono::seconds(60));
@@ -234,7 +233,7 @@ int restart_cycle(std::uint64_t n) {
       if (!(kids.running("a") && managed.running("m"))) {
         fail("the restart neither completed nor ended the supervisor (lost)");
       } else {
-        std::printf("restarted-after-retry\n");
+        std::printf("outcome: %srestarted-after-retry\n", escaped ? "asio-escape-then-" : "");
       }
     }
     if (!exit) {

@@ -212,7 +212,8 @@ std::vector<supervisor> supervisors_round(asio::io_context& ctx, sizes const& z,
         // shutdown_error when it came while the supervisor was stopping
         // that child for a group restart (a fault of its own).
         if (e.event == supervisor_event_kind::child_terminated ||
-            (e.event == supervisor_event_kind::shutdown_error && e.action == "none"))
+            (e.event == supervisor_event_kind::shutdown_error &&
+             e.action == supervisor_action::none))
           ++k.terminated;
         if (e.event == supervisor_event_kind::restarted) ++k.restarted;
       }

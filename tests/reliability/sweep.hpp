@@ -36,8 +36,8 @@ struct sweep_report {
 inline constexpr char const* documented_fatal = "backplane: fatal:";
 
 /// Runs `cycle(n)` in a child process for n = 1.. until it returns
-/// not_reached (or `max_points`). `outcome` is set by the cycle through
-/// stdout's first word (e.g. "restarted"), for the report.
+/// not_reached (or `max_points`). The cycle names its outcome on a line
+/// "outcome: <name>" (e.g. "outcome: restarted"), for the report.
 inline sweep_report sweep(std::function<int(std::uint64_t)> const& cycle, int max_points,
                           unsigned alarm_seconds = 20) {
   sweep_report rep;
@@ -73,8 +73,10 @@ inline sweep_report sweep(std::function<int(std::uint64_t)> const& cycle, int ma
     if (WIFEXITED(status) && WEXITSTATUS(status) == not_reached) break;
     ++rep.points;
     if (WIFEXITED(status) && WEXITSTATUS(status) == handled) {
-      auto sp = text.find_first_of(" \n");
-      ++rep.outcomes[text.substr(0, sp)];
+      // The cycle's verdict is its line "outcome: <name>"; logs may surround it.
+      auto at = text.find("outcome: ");
+      auto name = at == std::string::npos ? std::string("?") : text.substr(at + 9);
+      ++rep.outcomes[name.substr(0, name.find('\n'))];
     } else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
       rep.problems.push_back(where + "hang\n" + text);
     } else if (WIFSIGNALED(status) && text.find(documented_fatal) != std::string::npos) {
