@@ -5,19 +5,33 @@
 // that ends in std::terminate (or hangs: an alarm kills it) is seen and
 // classified instead of ending the test.
 //
+// Each cycle runs on a thread of its own, and its leak check compares the
+// live allocations before the thread starts with those after it has been
+// joined: per-thread caches (the core keeps up to 16 device-state blocks per
+// thread, state_cache.cpp) are given back at thread exit, and a block still
+// live after the join is a leak.
+//
 // A cycle returns `not_reached` (the armed allocation never happened: the
 // sweep is over), `handled` (it happened and the outcome was one the library
 // documents), or `broken` with a message on stderr.
 
 #include "reliability/alloc_counter.hpp"
 
+#include <backplane/device.hpp>
+
+#include <dlfcn.h>
+#include <execinfo.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
 #include <functional>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace backplane::test {
@@ -35,13 +49,43 @@ struct sweep_report {
 /// boundary; any other is a problem.
 inline constexpr char const* documented_fatal = "backplane: fatal:";
 
-/// Runs `cycle(n)` in a child process for n = 1.. until it returns
+/// Asio's own boundary (docs/reliability.md): a strand whose invoker ends
+/// with handlers still queued posts itself again from a destructor
+/// (strand_executor_service::invoker's on_invoker_exit); when that post
+/// cannot allocate, std::bad_alloc leaves a destructor and the process
+/// terminates inside Asio. The child's terminate handler names it (the
+/// executable exports its symbols, ENABLE_EXPORTS) so that the sweep tells it
+/// apart from a terminate of the library's.
+inline constexpr char const* asio_strand_fatal = "asio: fatal: a strand could not re-post itself";
+
+inline void name_asio_terminate() {
+  std::set_terminate([] {
+    void* frames[64];
+    int const k = backtrace(frames, 64);
+    for (int i = 0; i < k; ++i) {
+      Dl_info info{};
+      if (dladdr(frames[i], &info) != 0 && info.dli_sname != nullptr &&
+          std::strstr(info.dli_sname, "strand_executor_service7invoker") != nullptr) {
+        std::fprintf(stderr, "%s\n", asio_strand_fatal);
+        break;
+      }
+    }
+    std::fflush(nullptr);
+    std::abort();
+  });
+}
+
+/// Runs `cycle(n)` on a fresh thread in a child process for n = 1.. until it returns
 /// not_reached (or `max_points`). The cycle names its outcome on a line
 /// "outcome: <name>" (e.g. "outcome: restarted"), for the report.
 inline sweep_report sweep(std::function<int(std::uint64_t)> const& cycle, int max_points,
                           unsigned alarm_seconds = 20) {
   sweep_report rep;
-  for (std::uint64_t n = 1; n <= static_cast<std::uint64_t>(max_points); ++n) {
+  // BACKPLANE_SWEEP_N=<n>: only that point, still forked (a debugger
+  // follows it with `set follow-fork-mode child`).
+  std::uint64_t only = 0;
+  if (char const* e = std::getenv("BACKPLANE_SWEEP_N")) only = std::strtoull(e, nullptr, 10);
+  for (std::uint64_t n = only ? only : 1; n <= static_cast<std::uint64_t>(max_points); ++n) {
     int out[2];
     if (pipe(out) != 0) {
       rep.problems.push_back("pipe failed");
@@ -54,7 +98,27 @@ inline sweep_report sweep(std::function<int(std::uint64_t)> const& cycle, int ma
       dup2(out[1], 1);
       dup2(out[1], 2);
       alarm(alarm_seconds);  // a hang ends as SIGALRM
-      int r = cycle(n);
+      name_asio_terminate();
+      // glibc keeps a joined thread's stack, and the TLS block allocated
+      // with it, for the next thread: a first thread takes that allocation.
+      std::thread([] {}).join();
+      std::int64_t const before = alloc::live();
+      int r = broken;
+      std::thread run([&] {
+        // glibc aborts ("failed to register TLS destructor: out of memory")
+        // when the registration of a thread_local's destructor cannot
+        // allocate: the platform's limit, not the library's. The core's
+        // per-thread cache registers on the thread's first device, so one
+        // is made before the failure is armed.
+        { device warm; }
+        r = cycle(n);
+      });
+      run.join();
+      if (r != broken && alloc::live() != before) {
+        std::fprintf(stderr, "leak: %lld allocations still live after the cycle's thread ended\n",
+                     static_cast<long long>(alloc::live() - before));
+        r = broken;
+      }
       std::fflush(nullptr);
       _exit(r);
     }
@@ -81,6 +145,8 @@ inline sweep_report sweep(std::function<int(std::uint64_t)> const& cycle, int ma
       rep.problems.push_back(where + "hang\n" + text);
     } else if (WIFSIGNALED(status) && text.find(documented_fatal) != std::string::npos) {
       ++rep.outcomes["documented-terminate"];
+    } else if (WIFSIGNALED(status) && text.find(asio_strand_fatal) != std::string::npos) {
+      ++rep.outcomes["asio-strand-terminate"];
     } else if (WIFSIGNALED(status)) {
       rep.problems.push_back(where + "killed by signal " + std::to_string(WTERMSIG(status)) + "\n" +
                              text);
@@ -88,6 +154,7 @@ inline sweep_report sweep(std::function<int(std::uint64_t)> const& cycle, int ma
       rep.problems.push_back(where + "broken (exit " + std::to_string(WEXITSTATUS(status)) + ")\n" +
                              text);
     }
+    if (only) break;
   }
   return rep;
 }
