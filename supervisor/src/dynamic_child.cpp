@@ -8,6 +8,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/dispatch.hpp>
 
+#include <new>
 #include <stdexcept>
 
 namespace asio = boost::asio;
@@ -44,7 +45,16 @@ void listen(std::shared_ptr<child_incarnation> run) {
   device& d = run->dev;
   if (!d.valid()) return;  // the work took its device: its new owner decides
   asio::any_io_executor const& ex = run->ctx.executor;
-  d.async_receive(asio::bind_executor(ex, listener{std::move(run)}));
+  try {
+    d.async_receive(asio::bind_executor(ex, listener{run}));
+  } catch (...) {
+    // Nobody can listen (std::bad_alloc): the child ends with a fault, as a
+    // run that threw would, rather than unheard.
+    run->ended_by_message = true;
+    run->end_fault = fault::error();
+    run->end_cause = std::current_exception();
+    run->cancel.emit(asio::cancellation_type::terminal);
+  }
 }
 
 void listener::operator()(boost::system::error_code ec, message m) const {
@@ -58,7 +68,16 @@ void listener::operator()(boost::system::error_code ec, message m) const {
     run->cancel.emit(asio::cancellation_type::terminal);
     return;
   }
-  if (ec) return;
+  if (ec == asio::error::no_memory) {
+    // The receive could not be set up: nobody would hear the child's links,
+    // so it ends with a fault, as a run that threw would.
+    run->ended_by_message = true;
+    run->end_fault = fault::error();
+    run->end_cause = std::make_exception_ptr(std::bad_alloc());
+    run->cancel.emit(asio::cancellation_type::terminal);
+    return;
+  }
+  if (ec) return;  // the device disconnected: the work has ended
   if (run->ends_on(m)) {
     run->cancel.emit(asio::cancellation_type::terminal);
   } else {

@@ -10,7 +10,6 @@
 #include "dynamic_supervisor_impl.hpp"
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 
 #include <fmt/format.h>
@@ -20,6 +19,22 @@
 namespace asio = boost::asio;
 
 namespace backplane {
+
+namespace {
+/// An API call's body, on the supervisor's executor: if it throws (its
+/// bookkeeping could not allocate), the supervisor ends with a fault
+/// (dynamic_supervisor_impl::crashed) instead of the exception leaving
+/// io_context::run(); the call's handler, if not yet answered, is destroyed
+/// unanswered.
+template <class F>
+void guarded(std::shared_ptr<detail::dynamic_supervisor_impl> const& impl, F&& f) {
+  try {
+    f();
+  } catch (...) {
+    impl->crashed(std::current_exception());
+  }
+}
+}  // namespace
 
 void validate(dynamic_supervisor_spec const& spec) {
   if (spec.name.empty() || spec.name.find('/') != std::string::npos)
@@ -52,7 +67,9 @@ dynamic_supervisor_base::impl_ptr dynamic_supervisor_base::make(executor_type ex
   std::string path = spec.name;
   auto impl = std::make_shared<detail::dynamic_supervisor_impl>(std::move(ex), std::move(spec),
                                                                 std::move(path), nullptr);
-  asio::co_spawn(impl->executor(), impl->run(impl), asio::detached);
+  asio::co_spawn(impl->executor(), impl->run(impl), [impl](std::exception_ptr e) {
+    if (e) impl->crashed(e);  // its own bookkeeping failed: a fault, never silence
+  });
   return impl;
 }
 
@@ -67,32 +84,34 @@ std::string const& dynamic_supervisor_base::path() const { return impl_->path();
 void dynamic_supervisor_base::start_child(impl_ptr const& impl, start_function start,
                                           handler_t<device_id> h) {
   asio::post(impl->executor(), [impl, start = std::move(start), h = std::move(h)]() mutable {
-    impl->api_start_child(std::move(start), std::move(h));
+    guarded(impl, [&] { impl->api_start_child(std::move(start), std::move(h)); });
   });
 }
 
 void dynamic_supervisor_base::terminate_child(impl_ptr const& impl, device_id child,
                                               void_handler_t h) {
   asio::post(impl->executor(), [impl, child, h = std::move(h)]() mutable {
-    impl->api_terminate_child(child, std::move(h));
+    guarded(impl, [&] { impl->api_terminate_child(child, std::move(h)); });
   });
 }
 
 void dynamic_supervisor_base::which_children(impl_ptr const& impl,
                                              handler_t<std::vector<dynamic_child_info>> h) {
-  asio::post(impl->executor(),
-             [impl, h = std::move(h)]() mutable { impl->api_which_children(std::move(h)); });
+  asio::post(impl->executor(), [impl, h = std::move(h)]() mutable {
+    guarded(impl, [&] { impl->api_which_children(std::move(h)); });
+  });
 }
 
 void dynamic_supervisor_base::count_children(impl_ptr const& impl, handler_t<child_counts> h) {
-  asio::post(impl->executor(),
-             [impl, h = std::move(h)]() mutable { impl->api_count_children(std::move(h)); });
+  asio::post(impl->executor(), [impl, h = std::move(h)]() mutable {
+    guarded(impl, [&] { impl->api_count_children(std::move(h)); });
+  });
 }
 
 void dynamic_supervisor_base::stop(impl_ptr const& impl, bool request,
                                    handler_t<supervisor_exit> h) {
   asio::post(impl->executor(), [impl, request, h = std::move(h)]() mutable {
-    impl->api_stop(request, std::move(h));
+    guarded(impl, [&] { impl->api_stop(request, std::move(h)); });
   });
 }
 

@@ -236,6 +236,15 @@ bool dynamic_supervisor_impl::start_incarnation(dynamic_child& c, event_reason& 
     retire(l);  // its device drops with `run`, unheard
     return false;
   }
+  try {
+    child_incarnation::launch(run, *res);
+  } catch (...) {
+    // Asio could not start the child's coroutine (std::bad_alloc): a failed
+    // start like any other. Nothing of it runs.
+    why = exception_reason(std::current_exception());
+    retire(l);
+    return false;
+  }
   if (c.dev) by_device_.erase(c.dev);
   c.dev = l.id();
   c.ln = std::move(l);
@@ -243,7 +252,6 @@ bool dynamic_supervisor_impl::start_incarnation(dynamic_child& c, event_reason& 
   c.run = run;
   if (spec_.backoff) c.quiet_since = clock_->now();
   by_device_.insert(c.dev, &c);
-  child_incarnation::launch(run, *res);
   return true;
 }
 
@@ -436,6 +444,38 @@ void dynamic_supervisor_impl::maybe_finish() {
   if (stopping_ && size_ == 0 && !ended_) finish();
 }
 
+void dynamic_supervisor_impl::crashed(std::exception_ptr e) noexcept {
+  if (ended_) return;
+  ended_ = true;
+  stopping_ = true;
+  exit_.fault = fault::error();
+  exit_.failed_reports = report_failures_;
+  // A root's monitors hear the fault with its cause; a nested one's device
+  // goes back to its parent's incarnation (nested_dynamic_life), which ends
+  // with this exception. Its children hear their peer's fault.
+  if (!nested_ && dev_.valid()) dev_.disconnect(fault::error(), e);
+  wake_.emit(asio::cancellation_type::total);
+  auto waiters = std::move(exit_waiters_);
+  for (auto& h : waiters) {
+    try {
+      complete(std::move(h), ex_, boost::system::error_code{}, exit_);
+    } catch (...) {
+      // A waiter we cannot tell (std::bad_alloc posting its reply) is
+      // destroyed unanswered: Asio's rule for a handler that will never run.
+    }
+  }
+  auto fail = std::move(on_give_up);
+  auto end = std::move(on_end);
+  on_stop = nullptr;
+  try {
+    // A pool fails what it holds (pool_failed), as when its supervisor gives up.
+    if (fail) fail();
+    if (end) end();
+  } catch (...) {
+    // Nothing more can be done for them here; their handlers are destroyed.
+  }
+}
+
 void dynamic_supervisor_impl::finish() {
   ended_ = true;
   exit_.failed_reports = report_failures_;
@@ -568,7 +608,19 @@ dynamic_supervisor_impl::~dynamic_supervisor_impl() {
 
 asio::awaitable<void> nested_dynamic_life(std::shared_ptr<dynamic_supervisor_impl> impl,
                                           device* home) {
-  co_await impl->run(impl);
+  std::exception_ptr crash;
+  try {
+    co_await impl->run(impl);
+  } catch (...) {
+    crash = std::current_exception();
+  }
+  if (crash) {
+    // Its own bookkeeping failed: the parent's incarnation gets the device
+    // back and ends with fault::error and this cause, so the parent decides.
+    impl->crashed(crash);
+    *home = impl->take_device();
+    std::rethrow_exception(crash);
+  }
   *home = impl->take_device();
   supervisor_exit const e = impl->exit();
   if (e.intensity_exceeded) throw restart_intensity_exceeded(impl->give_up_text());

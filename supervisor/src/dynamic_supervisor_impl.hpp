@@ -37,8 +37,8 @@ struct dynamic_child {
   device_id dev;  // the running (or last) incarnation's
   std::uint64_t incarnation = 0;
   child_status status = child_status::running;
-  bool stopping = false;   // terminate_child or the supervisor's stop asked it to end
-  bool timed_out = false;  // its shutdown timeout passed: it was cancelled
+  bool stopping = false;    // terminate_child or the supervisor's stop asked it to end
+  bool timed_out = false;   // its shutdown timeout passed: it was cancelled
   // backoff
   std::uint32_t consecutive = 0;
   supervisor_clock::time_point quiet_since{};
@@ -98,6 +98,11 @@ class dynamic_supervisor_impl : public std::enable_shared_from_this<dynamic_supe
   void api_stop(bool request, handler_t<supervisor_exit> h);
   /// Its parent kills it: every child brutally, then end with a fault.
   void kill_all();
+  /// Its own bookkeeping threw (std::bad_alloc): it ends at once with
+  /// fault::error() and `e` as cause (heard by its monitors and children),
+  /// answers its waiters with that exit and every later call with
+  /// supervisor_down, and a pool fails its jobs. Never silently.
+  void crashed(std::exception_ptr e) noexcept;
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
 
  private:

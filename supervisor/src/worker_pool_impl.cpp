@@ -9,7 +9,6 @@
 #include <backplane/describe.hpp>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
@@ -93,7 +92,9 @@ std::optional<start_result> worker_pool_impl::start(std::string path, supervisor
     if (nest->on_kill) *nest->on_kill = [sup = sup_] { sup->kill_all(); };
     life.emplace(nested_dynamic_life(sup_, &nest->device));
   } else {
-    asio::co_spawn(ex_, sup_->run(sup_), asio::detached);
+    asio::co_spawn(ex_, sup_->run(sup_), [sup = sup_](std::exception_ptr e) {
+      if (e) sup->crashed(e);  // its own bookkeeping failed: a fault, never silence
+    });
   }
   std::vector<std::size_t> first;
   {

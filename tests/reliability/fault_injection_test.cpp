@@ -13,10 +13,13 @@
 #include "reliability/sweep.hpp"
 #include "supervisor/fixture.hpp"
 
+#include <backplane/supervisor/dynamic_supervisor.hpp>
+
 #include <spdlog/sinks/base_sink.h>
 #include <boost/asio/bind_executor.hpp>
 
 #include <cstdio>
+#include <map>
 #include <mutex>
 
 namespace asio = boost::asio;
@@ -257,6 +260,125 @@ int restart_cycle(std::uint64_t n) {
 TEST(FaultInjection, SupervisorRestartCycle) {
   auto r = sweep(restart_cycle, 5000);
   print_report("restart cycle", r);
+  EXPECT_GT(r.points, 20);
+  for (auto const& p : r.problems) ADD_FAILURE() << p;
+}
+
+// ---------------------------------------------------- dynamic supervisor ----
+
+/// A dynamic child: a managed work waiting on a timer until the cycle ends it
+/// (a throw) or the supervisor cancels it.
+struct dyn_kid {
+  explicit dyn_kid(asio::any_io_executor ex)
+      : timer(std::move(ex), asio::steady_timer::time_point::max()) {}
+  asio::steady_timer timer;
+  bool crash = false;
+  bool running = true;
+};
+
+asio::awaitable<boost::system::result<void, int>> dyn_work(std::shared_ptr<dyn_kid> k) {
+  auto const woken = co_await k->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  (void)woken;  // cancelled by the cycle or by the supervisor: either way it ends
+  k->running = false;
+  if (k->crash) throw std::runtime_error("crash");
+  co_return boost::system::result<void, int>();
+}
+
+/// A dynamic supervisor with two children (arguments 1 and 2): child 1
+/// crashes and is restarted, a third is started and child 2 terminated, all
+/// with the n-th allocation failing. Either every call is answered (with its
+/// value or an error) and child 1 runs again, or the supervisor ends with a
+/// fault that its monitor hears and that answers its waiters; then it stops
+/// and every allocation is given back.
+int dynamic_cycle(std::uint64_t n) {
+  bool broken_run = false;
+  auto fail = [&](std::string const& what) {
+    std::fprintf(stderr, "%s\n", what.c_str());
+    broken_run = true;
+  };
+  {
+    asio::io_context ctx;
+    auto clock = std::make_shared<manual_clock>();
+    std::map<int, std::shared_ptr<dyn_kid>> kids;
+    dynamic_supervisor_spec s;
+    s.name = "dyn";
+    s.clock = clock;
+    s.max_restarts = 3;
+    s.period = std::chrono::seconds(5);
+    s.logger =
+        std::make_shared<spdlog::logger>("fi", std::make_shared<spdlog::sinks::null_sink_mt>());
+    auto d = dynamic_supervisor<int>::start(ctx.get_executor(), std::move(s),
+                                            [&](child_context& c, int arg) -> start_result {
+                                              auto k = std::make_shared<dyn_kid>(c.executor);
+                                              kids[arg] = k;
+                                              return dyn_work(k);
+                                            });
+    std::optional<supervisor_exit> exit;
+    d.async_wait([&](boost::system::error_code, supervisor_exit e) { exit = e; });
+    device watcher;
+    (void)watcher.link_line(d.line(), link_mode::monitor);
+    std::optional<boost::system::error_code> first, second, third, terminated;
+    device_id two;
+    d.async_start_child(1, [&](boost::system::error_code ec, device_id) { first = ec; });
+    d.async_start_child(2, [&](boost::system::error_code ec, device_id id) {
+      second = ec;
+      two = id;
+    });
+    run_until_idle(ctx);
+    if (first != boost::system::error_code{} || second != boost::system::error_code{}) {
+      std::fprintf(stderr, "the cycle's setup failed\n");
+      return broken;
+    }
+
+    alloc::fail_at(n);
+    bool escaped = false;
+    try {
+      kids.at(1)->crash = true;
+      kids.at(1)->timer.cancel();
+      d.async_start_child(3, [&](boost::system::error_code ec, device_id) { third = ec; });
+      d.async_terminate_child(two, [&](boost::system::error_code ec) { terminated = ec; });
+      run_until_idle(ctx);
+    } catch (std::bad_alloc const&) {
+      escaped = true;  // Asio's part, as in the restart cycle
+    }
+    alloc::fail_at(0);
+    run_until_idle(ctx);
+    // A restart that failed is retried later (intensity allowing).
+    clock->advance(std::chrono::seconds(60));
+    run_until_idle(ctx);
+
+    auto const heard = watcher.try_receive();
+    std::string const prefix = escaped ? "asio-escape-then-" : "";
+    if (exit) {
+      if (!exit->fault) fail("the dynamic supervisor ended without a fault");
+      auto const* gone = heard ? as_disconnected(*heard) : nullptr;
+      if (!gone || !gone->fault) fail("the dynamic supervisor's monitor did not hear its fault");
+      std::printf("outcome: %ssupervisor-fault-to-monitors\n", prefix.c_str());
+    } else {
+      if (!escaped && (!third || !terminated)) fail("a call to the dynamic supervisor was lost");
+      bool const restarted = kids.count(1) && kids.at(1)->running;
+      if (!restarted) fail("child 1 neither restarted nor ended its supervisor (lost)");
+      std::printf("outcome: %s%s\n", prefix.c_str(),
+                  third && *third ? "error-to-caller-then-restarted" : "restarted");
+      d.async_stop([](boost::system::error_code, supervisor_exit) {});
+      run_until_idle(ctx);
+      for (int i = 0; i < 4 && !exit; ++i) {
+        clock->advance(std::chrono::seconds(10));
+        run_until_idle(ctx);
+      }
+      if (!exit) fail("the dynamic supervisor did not stop afterwards");
+    }
+    for (auto& [arg, k] : kids)
+      if (k->running) k->timer.cancel();
+    run_until_idle(ctx);
+  }
+  if (broken_run) return broken;
+  return alloc::fired() ? handled : not_reached;
+}
+
+TEST(FaultInjection, DynamicSupervisorJobCycle) {
+  auto r = sweep(dynamic_cycle, 5000);
+  print_report("dynamic supervisor cycle", r);
   EXPECT_GT(r.points, 20);
   for (auto const& p : r.problems) ADD_FAILURE() << p;
 }

@@ -58,18 +58,43 @@ inline constexpr char const* documented_fatal = "backplane: fatal:";
 /// apart from a terminate of the library's.
 inline constexpr char const* asio_strand_fatal = "asio: fatal: a strand could not re-post itself";
 
+/// Asio's other boundary: strand_executor_service::create_implementation
+/// (make_strand) hands a new strand_impl to a shared_ptr; when the
+/// shared_ptr's control block cannot be allocated, the half-made strand_impl
+/// is deleted and its destructor locks a mutex it was never given (SIGSEGV).
+inline constexpr char const* asio_make_strand_fatal =
+    "asio: fatal: make_strand could not allocate its shared state";
+
+/// True if a frame of this thread's stack is in a function whose (mangled)
+/// name contains `what`.
+inline bool on_stack(char const* what) {
+  void* frames[64];
+  int const k = backtrace(frames, 64);
+  for (int i = 0; i < k; ++i) {
+    Dl_info info{};
+    if (dladdr(frames[i], &info) != 0 && info.dli_sname != nullptr &&
+        std::strstr(info.dli_sname, what) != nullptr)
+      return true;
+  }
+  return false;
+}
+
 inline void name_asio_terminate() {
-  std::set_terminate([] {
-    void* frames[64];
-    int const k = backtrace(frames, 64);
-    for (int i = 0; i < k; ++i) {
-      Dl_info info{};
-      if (dladdr(frames[i], &info) != 0 && info.dli_sname != nullptr &&
-          std::strstr(info.dli_sname, "strand_executor_service7invoker") != nullptr) {
-        std::fprintf(stderr, "%s\n", asio_strand_fatal);
-        break;
-      }
+  {
+    void* warm[1];
+    (void)backtrace(warm, 1);  // loads the unwinder now, not in a signal handler
+  }
+  std::signal(SIGSEGV, [](int) {
+    if (on_stack("strand_executor_service21create_implementation")) {
+      (void)!write(2, asio_make_strand_fatal, std::strlen(asio_make_strand_fatal));
+      (void)!write(2, "\n", 1);
     }
+    std::signal(SIGSEGV, SIG_DFL);
+    std::raise(SIGSEGV);
+  });
+  std::set_terminate([] {
+    if (on_stack("strand_executor_service7invoker"))
+      std::fprintf(stderr, "%s\n", asio_strand_fatal);
     std::fflush(nullptr);
     std::abort();
   });
@@ -147,6 +172,8 @@ inline sweep_report sweep(std::function<int(std::uint64_t)> const& cycle, int ma
       ++rep.outcomes["documented-terminate"];
     } else if (WIFSIGNALED(status) && text.find(asio_strand_fatal) != std::string::npos) {
       ++rep.outcomes["asio-strand-terminate"];
+    } else if (WIFSIGNALED(status) && text.find(asio_make_strand_fatal) != std::string::npos) {
+      ++rep.outcomes["asio-make-strand-crash"];
     } else if (WIFSIGNALED(status)) {
       rep.problems.push_back(where + "killed by signal " + std::to_string(WTERMSIG(status)) + "\n" +
                              text);

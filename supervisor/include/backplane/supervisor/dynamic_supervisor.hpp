@@ -151,6 +151,9 @@ class dynamic_supervisor_base {
   /// cleanly. Completes when all have ended, or at once if it had. Children
   /// that ignore their cancellation are abandoned as async_terminate_child
   /// says and listed in `supervisor_exit::abandoned` (as `#<device id>`).
+  /// If the supervisor's own bookkeeping fails (std::bad_alloc), it ends at
+  /// once with `fault::error()` (the exception as cause, heard by its
+  /// monitors) and this completes with that exit.
   /// @par Completion Signature `void(boost::system::error_code, supervisor_exit)`
   template <class Token>
   auto async_stop(Token&& token) {
