@@ -148,7 +148,8 @@ event_reason exit_reason_of(child_incarnation const* run, disconnected const& go
 }  // namespace
 
 void dynamic_supervisor_impl::on_exit(dynamic_child& c, disconnected const& gone) {
-  bool const killed = c.run && c.run->killed.load(std::memory_order_relaxed);
+  bool const killed = c.run && c.run->killed.load(std::memory_order_relaxed) &&
+                      !own_fault_after_kill(gone, c.run->on_kill != nullptr);
   event_reason reason = spec_.observer || logger_->should_log(spdlog::level::critical)
                             ? exit_reason_of(c.run.get(), gone)
                             : event_reason{};

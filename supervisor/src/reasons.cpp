@@ -6,7 +6,9 @@
 #include <backplane/supervisor/detail/managed_launch.hpp>
 #include <backplane/supervisor/pool_errors.hpp>
 
+#include <boost/asio/error.hpp>
 #include <boost/core/demangle.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <cxxabi.h>
 
@@ -71,6 +73,24 @@ event_reason exit_reason(disconnected const& gone, bool killed,
   if (returned) return *returned;
   r.kind = reason_kind::error;
   return r;
+}
+
+namespace {
+bool cancellation(std::exception_ptr const& thrown) noexcept {
+  if (!thrown) return false;
+  try {
+    std::rethrow_exception(thrown);
+  } catch (boost::system::system_error const& e) {
+    return e.code() == boost::asio::error::operation_aborted;
+  } catch (...) {
+    return false;
+  }
+}
+}  // namespace
+
+bool own_fault_after_kill(disconnected const& gone, bool nested) noexcept {
+  return !nested && gone.fault && gone.fault->what() == fault::kind::error &&
+         !cancellation(gone.cause);
 }
 
 event_reason start_error_reason(std::string reason) {

@@ -20,6 +20,16 @@ namespace backplane::detail {
 [[nodiscard]] event_reason exit_reason(disconnected const& gone, bool killed,
                                        std::optional<event_reason> const& returned);
 
+/// Whether a child the supervisor cancelled ended with a fault of its own
+/// rather than as the kill's result (issue 8): a fault::error whose cause is
+/// not the cancellation's boost::system::system_error(operation_aborted) —
+/// the work threw something else, a managed work returned an error, or the
+/// child disconnected its device itself with fault::error(), with or
+/// without a cause. A drop or a cascade after the kill is its result (a
+/// frame destroyed by the cancellation drops the device it held), and so is
+/// a nested supervisor's (`nested`) plain fault::error().
+[[nodiscard]] bool own_fault_after_kill(disconnected const& gone, bool nested) noexcept;
+
 /// A start function that returned start_error{reason}.
 [[nodiscard]] event_reason start_error_reason(std::string reason);
 

@@ -384,7 +384,8 @@ void supervisor_impl::note(message const& m, child_record const* target) {
     r->status = child_status::stopped;
     // Built only if some report could use it (describing an exception is not free).
     event_reason reason = reasons_wanted() ? exit_reason(*r, *gone) : event_reason{};
-    bool const killed = r->run && r->run->killed.load(std::memory_order_relaxed);
+    bool const killed = r->run && r->run->killed.load(std::memory_order_relaxed) &&
+                        !own_fault_after_kill(*gone, r->run->on_kill != nullptr);
     r->run.reset();
     if (r == target) {
       target_fault_ = gone->fault;

@@ -172,7 +172,10 @@ inline sweep_report sweep(std::function<int(std::uint64_t)> const& cycle, int ma
       ++rep.outcomes["documented-terminate"];
     } else if (WIFSIGNALED(status) && text.find(asio_strand_fatal) != std::string::npos) {
       ++rep.outcomes["asio-strand-terminate"];
-    } else if (WIFSIGNALED(status) && text.find(asio_make_strand_fatal) != std::string::npos) {
+    } else if ((WIFSIGNALED(status) && text.find(asio_make_strand_fatal) != std::string::npos) ||
+               (text.find("strand_impl::~strand_impl") != std::string::npos &&
+                text.find("strand_executor_service::create_implementation") != std::string::npos)) {
+      // (The second form: AddressSanitizer's report of the same crash.)
       ++rep.outcomes["asio-make-strand-crash"];
     } else if (WIFSIGNALED(status)) {
       rep.problems.push_back(where + "killed by signal " + std::to_string(WTERMSIG(status)) + "\n" +

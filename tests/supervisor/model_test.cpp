@@ -46,7 +46,7 @@ m::model_rules const kRules = [] {
   m::model_rules r{
       .otp_rest_for_one_retry = true,               // issue 9.1: fixed
       .otp_already_present_when_restarting = true,  // issue 9.4: fixed
-      .report_own_fault_after_kill = false,  // issue 8, brutal-stop fault (supervisor helper)
+      .report_own_fault_after_kill = true,          // issue 8: a fault of its own after the kill
   };
   auto const on = env_or("BACKPLANE_MODEL_OTP", 0);
   if (on & 1) r.otp_rest_for_one_retry = true;
