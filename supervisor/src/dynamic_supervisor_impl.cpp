@@ -143,7 +143,9 @@ namespace {
 event_reason exit_reason_of(child_incarnation const* run, disconnected const& gone) {
   static std::optional<event_reason> const none;
   if (!run) return exit_reason(gone, false, none);
-  return exit_reason(gone, run->killed.load(std::memory_order_relaxed), run->returned);
+  bool const killed = run->killed.load(std::memory_order_relaxed) &&
+                      !own_fault_after_kill(gone, run->on_kill != nullptr);
+  return exit_reason(gone, killed, run->returned);
 }
 }  // namespace
 

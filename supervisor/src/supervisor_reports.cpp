@@ -12,7 +12,9 @@ namespace backplane::detail {
 event_reason supervisor_impl::exit_reason(child_record const& r, disconnected const& gone) const {
   static std::optional<event_reason> const none;
   if (!r.run) return detail::exit_reason(gone, false, none);
-  return detail::exit_reason(gone, r.run->killed.load(std::memory_order_relaxed), r.run->returned);
+  bool const killed = r.run->killed.load(std::memory_order_relaxed) &&
+                      !own_fault_after_kill(gone, r.run->on_kill != nullptr);
+  return detail::exit_reason(gone, killed, r.run->returned);
 }
 
 namespace {

@@ -87,7 +87,12 @@ void expect_reported(std::vector<supervisor_event> const& events, faulter_state 
       ++other;
     }
   }
-  EXPECT_EQ(other, 0) << where;
+  EXPECT_EQ(other, 0) << where << [&] {
+    std::string all;
+    for (auto const& e : events)
+      all += fmt::format(" [{} {} {}]", e.child, to_string(e.event), to_string(e.reason));
+    return all;
+  }();
   // Also when the kill reached it first: a fault of its own after the kill
   // (here with a cause that is not the cancellation) is its own end.
   EXPECT_EQ(own, st.faulted ? 1 : 0) << where << ": the child's own fault went unreported";
