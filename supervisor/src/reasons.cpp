@@ -89,7 +89,7 @@ bool cancellation(std::exception_ptr const& thrown) noexcept {
 }  // namespace
 
 bool own_fault_after_kill(disconnected const& gone, bool nested) noexcept {
-  return !nested && gone.fault && gone.fault->what() == fault::kind::error &&
+  return !nested && gone.fault && gone.fault->what() == fault::kind::error && gone.cause &&
          !cancellation(gone.cause);
 }
 

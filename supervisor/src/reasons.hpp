@@ -23,11 +23,11 @@ namespace backplane::detail {
 /// Whether a child the supervisor cancelled ended with a fault of its own
 /// rather than as the kill's result (issue 8): a fault::error whose cause is
 /// not the cancellation's boost::system::system_error(operation_aborted) —
-/// the work threw something else, a managed work returned an error, or the
-/// child disconnected its device itself with fault::error(), with or
-/// without a cause. A drop or a cascade after the kill is its result (a
-/// frame destroyed by the cancellation drops the device it held), and so is
-/// a nested supervisor's (`nested`) plain fault::error().
+/// the work threw something else after ignoring the kill, or the child
+/// disconnected its device with a cause of its own. A plain fault::error()
+/// is the kill's result: it is what `manage` ends with when cancelled, and a
+/// run's own `disconnect(fault::error())` cannot be told from it. So are a
+/// drop, a cascade, and a nested supervisor's (`nested`) end.
 [[nodiscard]] bool own_fault_after_kill(disconnected const& gone, bool nested) noexcept;
 
 /// A start function that returned start_error{reason}.

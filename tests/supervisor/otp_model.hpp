@@ -126,14 +126,13 @@ struct model_rules {
   /// Issue 9.4: start_child with the id of a child waiting to restart
   /// answers already_present (OTP). Off: `restarting`.
   bool otp_already_present_when_restarting = true;
-  /// Issue 8: a child that ends with a fault of its own after it was killed
-  /// (brutal, or after its timeout), within the grace period, is reported
-  /// like any other fault of its own during a stop: a throw (other than the
-  /// cancellation's operation_aborted) or an error (a run's disconnect with
-  /// fault::error, a managed work's returned error). A drop or a cascade
-  /// after the kill is the kill's result (a frame destroyed by the
-  /// cancellation drops the device it held): not reported. OTP has no such
-  /// case (its kill cannot be ignored). Off: a killed child is never reported.
+  /// Issue 8: a child that throws after it was killed (brutal, or after its
+  /// timeout), within the grace period, is reported like any other fault of
+  /// its own during a stop (shutdown_error with what it threw). Any other
+  /// end after the kill (a run's plain fault::error(), which is also what
+  /// manage ends with when cancelled; a drop; a cascade) is the kill's
+  /// result. OTP has no such case (its kill cannot be ignored). Off: a
+  /// killed child is never reported.
   bool report_own_fault_after_kill = true;
 };
 
@@ -573,9 +572,7 @@ class sup_model {
     bool const asked = !killed;  // a shutdown request went first
     auto own_fault = [&](ending e) {
       if (!faulty(e)) return;
-      if (killed &&
-          (!rules_.report_own_fault_after_kill || (e != ending::error && e != ending::thrown)))
-        return;
+      if (killed && (!rules_.report_own_fault_after_kill || e != ending::thrown)) return;
       report(supervisor_event_kind::shutdown_error, conf.id, inc, "none", "");
     };
     // What the child did when it ended on its own during the wait.

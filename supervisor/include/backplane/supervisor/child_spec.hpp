@@ -39,11 +39,12 @@ enum class child_kind : std::uint8_t { worker, supervisor };
 /// What a stop reports (OTP's rules, and ours where a kill can be ignored):
 /// nothing for a child that ends as asked (cleanly, or with the
 /// cancellation's `operation_aborted`); a `shutdown_error` with the child's
-/// reason when it ends with a fault of its own meanwhile — also after the
-/// kill, within the grace period: a throw other than `operation_aborted`, an
-/// error a managed work returns, its own `disconnect(fault::error())`. A drop
-/// or a cascade after the kill counts as the kill's result (unreported). A
-/// child still running after the grace period is abandoned (`shutdown_error`,
+/// reason when it ends with a fault of its own meanwhile — after the kill
+/// too, within the grace period, if it throws something other than
+/// `operation_aborted` (or disconnects with a cause of its own). After the
+/// kill, a plain `fault::error()` (what `manage` ends with when cancelled),
+/// a drop or a cascade count as the kill's result (unreported). A child
+/// still running after the grace period is abandoned (`shutdown_error`,
 /// action `abandon`); its later end is not heard.
 class shutdown_policy {
  public:
