@@ -742,7 +742,8 @@ awaitable<void> start_children(supervisor& sup, many_kind kind, std::vector<trig
                                 [t](device& d) { return managed_error(d, *t); })
             : backplane::worker(fmt::format("c{}", i),
                                 [t](device&) { return wait_then_error(*t); });
-    auto [ec, child] = co_await sup.async_start_child(std::move(spec), asio::as_tuple(asio::deferred));
+    auto [ec, child] =
+        co_await sup.async_start_child(std::move(spec), asio::as_tuple(asio::deferred));
     expect(!ec && child.device, "child started");
     ++*started;
   }

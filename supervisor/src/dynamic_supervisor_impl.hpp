@@ -37,8 +37,8 @@ struct dynamic_child {
   device_id dev;  // the running (or last) incarnation's
   std::uint64_t incarnation = 0;
   child_status status = child_status::running;
-  bool stopping = false;    // terminate_child or the supervisor's stop asked it to end
-  bool timed_out = false;   // its shutdown timeout passed: it was cancelled
+  bool stopping = false;   // terminate_child or the supervisor's stop asked it to end
+  bool timed_out = false;  // its shutdown timeout passed: it was cancelled
   // backoff
   std::uint32_t consecutive = 0;
   supervisor_clock::time_point quiet_since{};
