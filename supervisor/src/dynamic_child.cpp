@@ -96,7 +96,7 @@ void child_incarnation::launch(std::shared_ptr<child_incarnation> const& self, s
   }
   // Launched first, then listened to from the child's executor, so that no
   // cancellation reaches a work before it has begun (Asio 1.81's co_spawn
-  // cannot take one there; see supervisor_impl.cpp).
+  // cannot take one there; see child_run.cpp).
   r.take_managed()->launch(ex, self->cancel.slot(), self);
   asio::dispatch(ex, [self] {
     if (!self->finished.load(std::memory_order_relaxed)) listen(self);

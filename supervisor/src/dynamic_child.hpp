@@ -6,7 +6,7 @@
 // The rules are the supervisor's (child_spec.hpp, start_result): a run owns
 // its device; a managed work runs under manage's rules in one coroutine, the
 // supervisor listening on its device. This file holds the same rules as the
-// supervisor's child_run in supervisor_impl.cpp; they are to share one home
+// supervisor's child_run in child_run.cpp; they are to share one home
 // once that file's restructuring lands (a child_run of their own).
 
 #include <backplane/device.hpp>

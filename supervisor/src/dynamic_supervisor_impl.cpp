@@ -1,4 +1,4 @@
-// Completions go through any_completion_handler (see supervisor_impl.cpp for
+// Completions go through any_completion_handler (see supervisor.cpp for
 // why GCC's -Wtsan is silenced here).
 #if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
 #pragma GCC diagnostic ignored "-Wtsan"

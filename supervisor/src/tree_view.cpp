@@ -1,4 +1,4 @@
-// See supervisor_impl.cpp: the same -Wtsan note holds for the handlers here.
+// See supervisor.cpp: the same -Wtsan note holds for the handlers here.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
 #pragma GCC diagnostic ignored "-Wtsan"
 #endif

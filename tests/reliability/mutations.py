@@ -60,7 +60,7 @@ M = {
  'C8': ('backplane/src/device_state.cpp',
   '''  if (!b->connected) return link_error::link_down;''',
   '''  // MUTATION C8: link_down never reported'''),
- 'S1': ('supervisor/src/supervisor_impl.cpp',
+ 'S1': ('supervisor/src/supervisor_stop.cpp',
   '''  if (target_fault_ && !target_killed_) {''',
   '''  if (target_fault_ && !target_killed_ && !pol.is_brutal()) {  // MUTATION S1'''),
  'S2': ('supervisor/src/reasons.cpp',
@@ -72,7 +72,7 @@ M = {
  'S4': ('supervisor/src/dynamic_child.cpp',
   '''  if (ec == asio::error::no_memory) {''',
   '''  if (false && ec == asio::error::no_memory) {  // MUTATION S4'''),
- 'S5': ('supervisor/src/supervisor_impl.cpp',
+ 'S5': ('supervisor/src/child_run.cpp',
   '''  if (ec == asio::error::no_memory) {''',
   '''  if (false && ec == asio::error::no_memory) {  // MUTATION S5'''),
 }
