@@ -18,6 +18,9 @@
 //                                 (checked: stats().restarts + 1, the worker alive again).
 //                                 One worker, intensity 1,000,000 in 1 s on a manual clock
 //                                 advanced 2 us per cycle, muted logger. op = one cycle.
+//                                 POOLBENCH_ITERS=n fixes its iteration count, and
+//                                 callgrind's --toggle-collect='*crash_cycle*' counts the
+//                                 cycles alone (as supervisor_bench's SUPBENCH_ITERS).
 //   dyn_start_10k, dyn_start_100k dynamic_supervisor<int>::async_start_child x N, one after
 //                                 another from a driver coroutine (as supervisor_bench's
 //                                 start_10k), each child the minimal one: a run that
@@ -234,6 +237,20 @@ asio::awaitable<result_t> crashing_job() {
   co_return 0;
 }
 
+// One cycle, apart so that callgrind can count it alone
+// (--toggle-collect='*crash_cycle*').
+[[gnu::noinline]] void crash_cycle(asio::io_context& ctx, backplane::worker_pool& pool,
+                                   backplane::manual_clock& clock) {
+  bool answered = false;
+  pool.async_submit(crashing_job(), [&](std::exception_ptr e, result_t) {
+    expect(e != nullptr, "job_crashed");
+    answered = true;
+  });
+  run_until_idle(ctx);
+  clock.advance(2us);
+  expect(answered, "the crashed job answered");
+}
+
 void pool_crash_restart(benchmark::State& state, bool live) {
   asio::io_context ctx(1);
   std::optional<reactor> r;
@@ -251,15 +268,8 @@ void pool_crash_restart(benchmark::State& state, bool live) {
   run_until_idle(ctx);
   std::uint64_t restarts = 0;
   for (auto _ : state) {
-    bool answered = false;
-    pool.async_submit(crashing_job(), [&](std::exception_ptr e, result_t) {
-      expect(e != nullptr, "job_crashed");
-      answered = true;
-    });
-    run_until_idle(ctx);
-    clock->advance(2us);
+    crash_cycle(ctx, pool, *clock);
     ++restarts;
-    expect(answered, "the crashed job answered");
   }
   auto s = pool.stats();
   expect(s.restarts == restarts && s.workers_alive == 1, "each crash restarted the worker");
@@ -349,6 +359,9 @@ void dyn_case(benchmark::State& state, int n, bool live, bool terminate) {
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
+  // POOLBENCH_ITERS=n fixes pool_crash_restart's iteration count (for
+  // callgrind: instructions per cycle = total / n).
+  char const* fixed = std::getenv("POOLBENCH_ITERS");
   auto stats = [](benchmark::internal::Benchmark* b) {
     b->ComputeStatistics(
         "min", [](std::vector<double> const& v) { return *std::min_element(v.begin(), v.end()); });
@@ -372,8 +385,10 @@ int main(int argc, char** argv) {
             ->Iterations(5);
       }
     }
-    stats(benchmark::RegisterBenchmark(("pool_crash_restart" + sfx).c_str(),
-                                       [=](benchmark::State& s) { pool_crash_restart(s, live); }));
+    auto* crash = stats(
+        benchmark::RegisterBenchmark(("pool_crash_restart" + sfx).c_str(),
+                                     [=](benchmark::State& s) { pool_crash_restart(s, live); }));
+    if (fixed) crash->Iterations(std::stoll(fixed));
     for (int n : {10'000, 100'000}) {
       stats(benchmark::RegisterBenchmark(
                 (std::string("dyn_start_") + (n == 10'000 ? "10k" : "100k") + sfx).c_str(),

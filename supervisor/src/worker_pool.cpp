@@ -75,7 +75,7 @@ child_spec worker_pool::as_child(std::string id, worker_pool_spec spec,
   return c;
 }
 
-worker_pool::executor_type worker_pool::executor_of(impl_ptr const& impl) {
+worker_pool::executor_type const& worker_pool::executor_of(impl_ptr const& impl) {
   return impl->executor();
 }
 
@@ -84,8 +84,7 @@ line worker_pool::line() const { return impl_->supervisor()->line(); }
 std::string const& worker_pool::path() const { return impl_->supervisor()->path(); }
 pool_stats worker_pool::stats() const { return impl_->stats(); }
 
-void worker_pool::submit(impl_ptr const& impl, std::unique_ptr<detail::pool_job> job,
-                         detail::submit_mode mode) {
+void worker_pool::submit(impl_ptr const& impl, detail::pool_job_ptr job, detail::submit_mode mode) {
   impl->submit(std::move(job), mode);
 }
 

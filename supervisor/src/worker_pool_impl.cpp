@@ -149,18 +149,18 @@ void worker_pool_impl::kill_worker(std::size_t i, std::shared_ptr<worker_life> c
     life->emitted = true;
     life->inc->cancel.emit(asio::cancellation_type::terminal);
   } else {
-    life->wait.cancel();
+    life->wake_up();
   }
 }
 
 // ---------------------------------------------------------- submitting ----
 
-void worker_pool_impl::submit(std::unique_ptr<pool_job> job, submit_mode mode) {
-  job->sequence = next_sequence_.fetch_add(1, std::memory_order_relaxed) + 1;
+void worker_pool_impl::submit(pool_job_ptr job, submit_mode mode) {
   std::exception_ptr refused;
   after out;
   {
     std::lock_guard lock(mutex_);
+    job->sequence = ++next_sequence_;
     if (state_ != pool_state::running) {
       ++stats_.rejected;
       refused = error_of(make_error_code(state_ == pool_state::failed ? pool_errc::pool_failed
@@ -197,7 +197,7 @@ void worker_pool_impl::submit(std::unique_ptr<pool_job> job, submit_mode mode) {
   run(out);
 }
 
-void worker_pool_impl::place(std::unique_ptr<pool_job> job, after& out) {
+void worker_pool_impl::place(pool_job_ptr job, after& out) {
   if (job->key) {
     std::size_t const i = job->key->hash() % spec_.workers;
     slot& w = slots_[i];
@@ -212,7 +212,7 @@ void worker_pool_impl::place(std::unique_ptr<pool_job> job, after& out) {
   stats_.queue_high_water = std::max(stats_.queue_high_water, in_queues_);
 }
 
-void worker_pool_impl::hand(std::size_t i, std::unique_ptr<pool_job> job, after& out) {
+void worker_pool_impl::hand(std::size_t i, pool_job_ptr job, after& out) {
   slot& w = slots_[i];
   w.idle = false;
   ++w.idle_gen;
@@ -221,7 +221,7 @@ void worker_pool_impl::hand(std::size_t i, std::unique_ptr<pool_job> job, after&
   w.current = std::move(job);
   --stats_.queued;
   ++stats_.running;
-  out.wake.push_back(w.life);
+  out->wake.push_back(w.life);
 }
 
 void worker_pool_impl::promote_waiting(after& out) {
@@ -245,7 +245,7 @@ void worker_pool_impl::grow(after& out) {
   }
   if (busy >= max_workers_ || free_slot == max_workers_) return;
   slots_[free_slot].state = slot_state::starting;
-  out.start.push_back(free_slot);
+  out->start.push_back(free_slot);
 }
 
 void worker_pool_impl::arm_idle_timer(std::size_t i) {
@@ -260,7 +260,7 @@ void worker_pool_impl::arm_idle_timer(std::size_t i) {
       slot& w = self->slots_[i];
       if (!w.idle || w.idle_gen != gen || !w.life) return;
       w.life->exiting = true;
-      out.wake.push_back(w.life);
+      out->wake.push_back(w.life);
     }
     self->run(out);
   });
@@ -278,52 +278,59 @@ worker_pool_impl::next_job worker_pool_impl::take(std::size_t i, worker_life& li
       next.exit = true;
     } else if (w.current) {
       next.job = w.current.get();  // handed while it was idle
-    } else {
-      std::unique_ptr<pool_job> j;
-      if (!w.keyed.empty()) {
-        j = std::move(w.keyed.front());
-        w.keyed.pop_front();
-      } else if (!shared_.empty()) {
-        j = std::move(shared_.front());
-        shared_.pop_front();
-      }
-      if (j) {
-        --in_queues_;
-        --stats_.queued;
-        ++stats_.running;
-        w.current = std::move(j);
-        next.job = w.current.get();
-        promote_waiting(out);
-      } else if (auto it = std::find_if(
-                     waiting_.begin(), waiting_.end(),
-                     [&](auto const& q) { return !q->key || q->key->hash() % spec_.workers == i; });
-                 it != waiting_.end()) {
-        // The queue is full of other workers' keyed jobs: this worker takes
-        // the first waiting job it may run (a keyed one behind all of its
-        // key's queued jobs, since waiting jobs enter the queue in order).
-        --stats_.queued;
-        ++stats_.running;
-        w.current = std::move(*it);
-        waiting_.erase(it);
-        next.job = w.current.get();
-      } else if (!w.idle) {
-        w.idle = true;
-        ++w.idle_gen;
-        idle_.push_back(i);
-        if (i >= spec_.workers) arm_idle_timer(i);
-      }
+    } else if (!take_queued(i, next, out) && !w.idle) {
+      w.idle = true;
+      ++w.idle_gen;
+      idle_.push_back(i);
+      if (i >= spec_.workers) arm_idle_timer(i);
     }
   }
   run(out);
   return next;
 }
 
-std::exception_ptr worker_pool_impl::finish(std::size_t i, worker_life& life,
-                                            std::exception_ptr thrown, bool failed) {
-  std::unique_ptr<pool_job> j;
+bool worker_pool_impl::take_queued(std::size_t i, next_job& next, after& out) {
+  slot& w = slots_[i];
+  pool_job_ptr j;
+  if (!w.keyed.empty()) {
+    j = std::move(w.keyed.front());
+    w.keyed.pop_front();
+  } else if (!shared_.empty()) {
+    j = std::move(shared_.front());
+    shared_.pop_front();
+  }
+  if (j) {
+    --in_queues_;
+    --stats_.queued;
+    ++stats_.running;
+    w.current = std::move(j);
+    next.job = w.current.get();
+    if (!waiting_.empty()) promote_waiting(out);
+    return true;
+  }
+  if (waiting_.empty()) return false;
+  auto it = std::find_if(waiting_.begin(), waiting_.end(), [&](auto const& q) {
+    return !q->key || q->key->hash() % spec_.workers == i;
+  });
+  if (it == waiting_.end()) return false;
+  // The queue is full of other workers' keyed jobs: this worker takes the
+  // first waiting job it may run (a keyed one behind all of its key's queued
+  // jobs, since waiting jobs enter the queue in order).
+  --stats_.queued;
+  ++stats_.running;
+  w.current = std::move(*it);
+  waiting_.erase(it);
+  next.job = w.current.get();
+  return true;
+}
+
+worker_pool_impl::finished worker_pool_impl::finish(std::size_t i, worker_life& life,
+                                                    std::exception_ptr thrown, bool failed) {
+  pool_job_ptr j;
   std::exception_ptr answer;
   std::exception_ptr crash;
   bool answered = true;
+  finished out_next;
   after out;
   {
     std::lock_guard lock(mutex_);
@@ -358,14 +365,24 @@ std::exception_ptr worker_pool_impl::finish(std::size_t i, worker_life& life,
     }
     if (answered && j->slot.is_connected()) cancellable_.erase(j->sequence);
     check_drained(out);
+    // The next job, under the same lock, for a worker that lives on (take()'s
+    // rules: one told to exit takes none).
+    if (!crash) {
+      if (w.life.get() != &life || life.exiting) {
+        out_next.next.exit = true;
+      } else if (!take_queued(i, out_next.next, out)) {
+        out_next.take_again = true;
+      }
+    }
   }
   run(out);
   if (answered) j->complete(answer);
-  return crash;
+  out_next.crash = std::move(crash);
+  return out_next;
 }
 
 void worker_pool_impl::worker_gone(std::size_t i, worker_life& life) {
-  std::unique_ptr<pool_job> j;
+  pool_job_ptr j;
   std::exception_ptr answer;
   after out;
   {
@@ -412,14 +429,14 @@ void worker_pool_impl::worker_gone(std::size_t i, worker_life& life) {
 // -------------------------------------------------------- cancellation ----
 
 void worker_pool_impl::cancel(std::uint64_t sequence) {
-  std::unique_ptr<pool_job> j;
+  pool_job_ptr j;
   after out;
   {
     std::lock_guard lock(mutex_);
     auto it = cancellable_.find(sequence);
     if (it == cancellable_.end()) return;  // answered already
     pool_job* p = it->second;
-    auto take_from = [&](std::deque<std::unique_ptr<pool_job>>& q) {
+    auto take_from = [&](std::deque<pool_job_ptr>& q) {
       auto found = std::find_if(q.begin(), q.end(), [p](auto const& e) { return e.get() == p; });
       if (found == q.end()) return false;
       j = std::move(*found);
@@ -437,7 +454,7 @@ void worker_pool_impl::cancel(std::uint64_t sequence) {
       // Running (or handed to a worker): cancelled there, answered when it ends.
       p->cancel_requested = true;
       for (auto& w : slots_) {
-        if (w.current.get() == p && w.life) out.cancel.emplace_back(w.life, sequence);
+        if (w.current.get() == p && w.life) out->cancel.emplace_back(w.life, sequence);
       }
     }
     if (j) {
@@ -453,12 +470,12 @@ void worker_pool_impl::cancel(std::uint64_t sequence) {
 // ------------------------------------------------------------ stopping ----
 
 void worker_pool_impl::sweep(std::exception_ptr const& e, after& out) {
-  auto drain = [&](std::deque<std::unique_ptr<pool_job>>& q) {
+  auto drain = [&](std::deque<pool_job_ptr>& q) {
     for (auto& j : q) {
       cancellable_.erase(j->sequence);
       --stats_.queued;
       ++stats_.cancelled;
-      out.answer.emplace_back(std::move(j), e);
+      out->answer.emplace_back(std::move(j), e);
     }
     q.clear();
   };
@@ -472,7 +489,7 @@ void worker_pool_impl::check_drained(after& out) {
   if (state_ != pool_state::stopping || shutdown_sent_) return;
   if (stats_.queued != 0 || stats_.running != 0) return;
   shutdown_sent_ = true;
-  out.shut_down = true;
+  out->shut_down = true;
 }
 
 void worker_pool_impl::stop(std::chrono::nanoseconds deadline, bool request, stats_handler h) {
@@ -506,7 +523,7 @@ void worker_pool_impl::deadline_passed() {
     for (auto& w : slots_) {
       if (w.current && w.life) {
         w.current->cancel_requested = true;
-        out.cancel.emplace_back(w.life, w.current->sequence);
+        out->cancel.emplace_back(w.life, w.current->sequence);
       }
     }
     check_drained(out);
@@ -555,9 +572,9 @@ void worker_pool_impl::on_end() {
   }
 }
 
-void worker_pool_impl::run(after& out) {
+void worker_pool_impl::run_lists(after_lists& out) {
   for (auto& life : out.wake) {
-    asio::post(life->inc->ctx.executor, [life] { life->wait.cancel(); });
+    life->wake_up();
   }
   start_workers(out.start);
   for (auto& [life, seq] : out.cancel) {

@@ -6,10 +6,11 @@
 // worker that finishes a job takes the next one without suspending. Workers
 // are children of a dynamic supervisor (their restarts, intensity, backoff
 // and reports are its), each a coroutine that loops: take a job, run it,
-// answer it. A worker with nothing to do waits on a timer of its own that a
-// submitter cancels (posted to the worker's executor) to wake it: the wait
-// belongs to the execution context, so a context destroyed under a running
-// pool takes the waiting workers with it.
+// answer it. A worker with nothing to do waits on a channel of its own (one
+// slot, thread-safe), into which a submitter puts a wake-up: one hop, no
+// syscall, and a wake-up sent before the worker waits is kept, not lost. The
+// pending receive belongs to the execution context (its channel service), so
+// a context destroyed under a running pool takes the waiting workers with it.
 //
 // Nothing is ever answered under the mutex: a submitter's handler may run at
 // once and submit again.
@@ -19,7 +20,7 @@
 
 #include <backplane/supervisor/worker_pool.hpp>
 
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
 
 #include <deque>
 #include <functional>
@@ -33,9 +34,11 @@ namespace backplane::detail {
 /// One incarnation of one worker.
 struct worker_life {
   explicit worker_life(std::shared_ptr<child_incarnation> i)
-      : inc(std::move(i)), wait(inc->ctx.executor) {}
+      : inc(std::move(i)), wake(inc->ctx.executor, 1) {}
   std::shared_ptr<child_incarnation> inc;  // its device, executor and cancellation signal
-  boost::asio::steady_timer wait;          // idle: cancelled to wake it (on its executor)
+  /// Idle, it receives here; anyone wakes it with wake_up(), from any thread.
+  boost::asio::experimental::concurrent_channel<void(boost::system::error_code)> wake;
+  void wake_up() { (void)wake.try_send(boost::system::error_code{}); }  // full: already woken
   // On the worker's executor only.
   std::uint64_t running_seq = 0;  // the job it runs now (0: none)
   bool emitted = false;           // its cancellation signal fired during that job
@@ -56,7 +59,7 @@ class worker_pool_impl : public std::enable_shared_from_this<worker_pool_impl> {
   std::optional<start_result> start(std::string path, supervisor_spec const* parent,
                                     child_context* nest);
 
-  void submit(std::unique_ptr<pool_job> job, submit_mode mode);
+  void submit(pool_job_ptr job, submit_mode mode);
   void stop(std::chrono::nanoseconds deadline, bool request, stats_handler h);
   [[nodiscard]] pool_stats stats() const;
   /// A submitter cancelled job `sequence` (posted here from its slot).
@@ -72,12 +75,20 @@ class worker_pool_impl : public std::enable_shared_from_this<worker_pool_impl> {
     pool_job* job = nullptr;
     bool exit = false;
   };
-  /// The job a worker runs next, or none (it is then idle: wait on its timer).
+  /// The job a worker runs next, or none (it is then idle: wait for a wake-up).
   next_job take(std::size_t slot, worker_life& life);
+  struct finished {
+    std::exception_ptr crash;  // the crash the worker dies of, if any
+    next_job next;             // taken under the same lock, when one was queued
+    bool take_again = false;   // none was: call take() (which marks it idle)
+  };
   /// Accounts for the job's end and answers its submitter (or queues it
-  /// again under the retry policy). Returns the crash the worker dies of.
-  std::exception_ptr finish(std::size_t slot, worker_life& life, std::exception_ptr thrown,
-                            bool failed);
+  /// again under the retry policy), and, unless the worker dies, takes the
+  /// next queued job under the same lock. A worker that finds nothing
+  /// queued is not marked idle here: it answers first (the answer may
+  /// submit again) and then calls take(), so a submitter answered inline
+  /// hands its next job to this worker without a wake-up.
+  finished finish(std::size_t slot, worker_life& life, std::exception_ptr thrown, bool failed);
   /// A worker's incarnation has ended (its frame is gone): whatever job it
   /// held is answered.
   void worker_gone(std::size_t slot, worker_life& life);
@@ -86,29 +97,39 @@ class worker_pool_impl : public std::enable_shared_from_this<worker_pool_impl> {
   enum class pool_state : std::uint8_t { running, stopping, failed };
   enum class slot_state : std::uint8_t { empty, starting, alive };
   struct slot {
-    std::deque<std::unique_ptr<pool_job>> keyed;  // jobs routed here by key
-    std::unique_ptr<pool_job> current;            // handed to or run by its worker
+    std::deque<pool_job_ptr> keyed;  // jobs routed here by key
+    pool_job_ptr current;            // handed to or run by its worker
     std::shared_ptr<worker_life> life;
     slot_state state = slot_state::empty;
     bool idle = false;
     std::uint64_t idle_gen = 0;
     std::unique_ptr<supervisor_clock::timer> idle_timer;  // beyond `workers`: scale down
   };
-  /// What to do once the mutex is released.
-  struct after {
+  /// What to do once the mutex is released. Allocated only when there is
+  /// something to do: a job's usual path (queued, taken, answered) has none.
+  struct after_lists {
     std::vector<std::shared_ptr<worker_life>> wake;
     std::vector<std::size_t> start;
-    std::vector<std::pair<std::unique_ptr<pool_job>, std::exception_ptr>> answer;
+    std::vector<std::pair<pool_job_ptr, std::exception_ptr>> answer;
     std::vector<std::pair<std::shared_ptr<worker_life>, std::uint64_t>> cancel;
     bool shut_down = false;
+  };
+  struct after {
+    std::unique_ptr<after_lists> lists;
+    after_lists* operator->() {
+      if (!lists) lists = std::make_unique<after_lists>();
+      return lists.get();
+    }
   };
 
   start_function worker_start(std::size_t slot);
   start_result start_worker_incarnation(std::size_t slot, child_context& c);
   void start_workers(std::vector<std::size_t> const& slots);
   /// Gives `job` to its key's worker or a free one, or queues it. Locked.
-  void place(std::unique_ptr<pool_job> job, after& out);
-  void hand(std::size_t slot, std::unique_ptr<pool_job> job, after& out);
+  void place(pool_job_ptr job, after& out);
+  void hand(std::size_t slot, pool_job_ptr job, after& out);
+  /// take()'s search for a queued job, locked; false if there is none.
+  bool take_queued(std::size_t i, next_job& next, after& out);
   void promote_waiting(after& out);
   void grow(after& out);
   void arm_idle_timer(std::size_t slot);
@@ -120,7 +141,11 @@ class worker_pool_impl : public std::enable_shared_from_this<worker_pool_impl> {
   void on_stop();
   void on_end();
   void deadline_passed();
-  void run(after& out);
+  /// Does what `out` holds, outside the mutex.
+  void run(after& out) {
+    if (out.lists) run_lists(*out.lists);
+  }
+  void run_lists(after_lists& out);
   [[nodiscard]] pool_stats stats_locked() const;
 
   boost::asio::any_io_executor ex_;
@@ -132,10 +157,10 @@ class worker_pool_impl : public std::enable_shared_from_this<worker_pool_impl> {
   mutable std::mutex mutex_;
   pool_state state_ = pool_state::running;
   std::vector<slot> slots_;
-  std::deque<std::unique_ptr<pool_job>> shared_;   // unkeyed jobs
-  std::deque<std::unique_ptr<pool_job>> waiting_;  // submitters waiting for room
-  std::vector<std::size_t> idle_;                  // idle workers' slots
-  std::size_t in_queues_ = 0;                      // against queue_capacity
+  std::deque<pool_job_ptr> shared_;   // unkeyed jobs
+  std::deque<pool_job_ptr> waiting_;  // submitters waiting for room
+  std::vector<std::size_t> idle_;     // idle workers' slots
+  std::size_t in_queues_ = 0;         // against queue_capacity
   std::unordered_map<std::uint64_t, pool_job*> cancellable_;
   pool_stats stats_;
   std::size_t alive_ = 0;
@@ -143,7 +168,7 @@ class worker_pool_impl : public std::enable_shared_from_this<worker_pool_impl> {
   bool ended_ = false;  // its supervisor has ended
   std::unique_ptr<supervisor_clock::timer> deadline_timer_;
   std::vector<stats_handler> stop_waiters_;
-  std::atomic<std::uint64_t> next_sequence_{0};
+  std::uint64_t next_sequence_ = 0;  // under the mutex
 };
 
 }  // namespace backplane::detail

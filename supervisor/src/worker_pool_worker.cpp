@@ -29,13 +29,13 @@ struct gone_guard {
 asio::awaitable<void> worker_loop(std::shared_ptr<worker_pool_impl> pool, std::size_t slot,
                                   std::shared_ptr<worker_life> life) {
   gone_guard const guard{pool, slot, life};
+  auto next = pool->take(slot, *life);
   for (;;) {
-    auto const next = pool->take(slot, *life);
     if (next.exit) co_return;
     if (!next.job) {
-      // Idle: a submitter cancels the wait (on this executor) to wake us.
-      life->wait.expires_at(asio::steady_timer::time_point::max());
-      (void)co_await life->wait.async_wait(asio::as_tuple(asio::use_awaitable));
+      // Idle: a submitter (or a kill, or the idle timeout) wakes us.
+      (void)co_await life->wake.async_receive(asio::as_tuple(asio::use_awaitable));
+      next = pool->take(slot, *life);
       continue;
     }
     life->running_seq = next.job->sequence;
@@ -56,13 +56,17 @@ asio::awaitable<void> worker_loop(std::shared_ptr<worker_pool_impl> pool, std::s
     // the job_crashed its submitter receives. The worker ends as a run that
     // threw would (fault::error, the exception as the cause), without a
     // second throw through its frames: a throw costs microseconds.
-    if (auto crash = pool->finish(slot, *life, thrown, failed)) {
+    // A busy pool hands the next queued job back with the answer: one lock
+    // per job, and no suspension between jobs.
+    auto done = pool->finish(slot, *life, thrown, failed);
+    if (done.crash) {
       // Gone before the supervisor hears of it, which may restart this
       // worker's slot at once on another thread (the guard then does nothing).
       pool->worker_gone(slot, *life);
-      life->inc->dev.disconnect(fault::error(), crash);
+      life->inc->dev.disconnect(fault::error(), done.crash);
       co_return;
     }
+    next = done.take_again ? pool->take(slot, *life) : done.next;
   }
 }
 

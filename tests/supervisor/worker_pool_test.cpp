@@ -172,6 +172,36 @@ TEST_F(WorkerPool, WorksWithCoroutineSubmitters) {
   expect_identity(stop_pool(p));
 }
 
+// A free worker takes queued jobs without suspending: no executor hop per
+// job, whether the jobs were queued before it ran or each answer (run inline
+// on the worker's thread) submits the next, with one job in flight.
+TEST_F(WorkerPool, ABusyWorkerTakesQueuedJobsWithoutAHopPerJob) {
+  auto p = start_pool(pspec(1, 256));
+  constexpr int jobs = 200;
+  std::vector<std::shared_ptr<answer>> queued;
+  for (int i = 0; i < jobs; ++i) queued.push_back(submit(p, value_job(i)));
+  std::size_t const queued_handlers = idle();
+  for (auto const& a : queued) EXPECT_EQ(a->calls, 1);
+  EXPECT_LT(queued_handlers, 10u) << "handlers run for " << jobs << " queued jobs";
+
+  int answered = 0;
+  std::function<void()> next = [&] {
+    p.async_submit(value_job(answered), [&](std::exception_ptr e, result_t r) {
+      EXPECT_FALSE(e);
+      EXPECT_EQ(r.value(), answered);
+      if (++answered < jobs) next();
+    });
+  };
+  next();
+  std::size_t const chained_handlers = idle();
+  EXPECT_EQ(answered, jobs);
+  EXPECT_LT(chained_handlers, 10u) << "handlers run for " << jobs << " chained jobs";
+  auto s = p.stats();
+  EXPECT_EQ(s.completed, 2u * jobs);
+  expect_identity(s);
+  expect_identity(stop_pool(p));
+}
+
 TEST_F(WorkerPool, CrashMidJobAnswersJobCrashedAndRestartsTheWorker) {
   auto p = start_pool(pspec(1));
   auto g = make_gate();
@@ -463,7 +493,7 @@ TEST_F(WorkerPool, CancellationRacingCompletionAnswersOnce) {
   using namespace boost::asio::experimental::awaitable_operators;
   auto p = start_pool(pspec(2));
   // Each round races a submit against another awaitable that completes
-  // after 0 to 4 hops, while the job takes 0 to 3 hops: the loser's
+  // after 0 to 6 hops, while the job takes 0 to 5 hops: the loser's
   // cancellation reaches jobs while queued, while running and after they
   // answered. `||` waits for both operations, so a submit that was never
   // answered would hang the loop, and one answered twice would complete a
@@ -479,9 +509,9 @@ TEST_F(WorkerPool, CancellationRacingCompletionAnswersOnce) {
         co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
     };
     int won = 0;
-    for (int i = 0; i < 200; ++i) {
-      auto r = co_await (p.async_submit(hops((i / 5) % 4), asio::as_tuple(asio::use_awaitable)) ||
-                         racer(i % 5));
+    for (int i = 0; i < 210; ++i) {
+      auto r = co_await (p.async_submit(hops((i / 7) % 6), asio::as_tuple(asio::use_awaitable)) ||
+                         racer(i % 7));
       won += r.index() == 0 ? 1 : 0;
     }
     co_return won;
@@ -491,8 +521,8 @@ TEST_F(WorkerPool, CancellationRacingCompletionAnswersOnce) {
   ASSERT_TRUE(o->done) << "a submit was never answered";
   if (o->error) std::rethrow_exception(o->error);
   auto s = p.stats();
-  EXPECT_EQ(s.submitted, 200u);
-  EXPECT_EQ(s.completed + s.cancelled, 200u);
+  EXPECT_EQ(s.submitted, 210u);
+  EXPECT_EQ(s.completed + s.cancelled, 210u);
   EXPECT_GT(s.cancelled, 0u) << "the race never cancelled a job";
   EXPECT_GT(s.completed, 0u) << "the race never let a job finish";
   expect_identity(s);

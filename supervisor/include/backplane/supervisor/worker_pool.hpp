@@ -22,6 +22,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/recycling_allocator.hpp>
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
 
@@ -142,7 +143,9 @@ class worker_pool_impl;
 /// Not API. A job with its type erased, as the compiled pool sees it.
 class pool_job {
  public:
-  virtual ~pool_job() = default;
+  /// Destroys the job and frees its memory (recycled per thread, as Asio
+  /// recycles its handlers': a job record is allocated once per submission).
+  virtual void destroy() noexcept = 0;
   /// Runs one attempt; true if the job returned an error. Throws what the job throws.
   virtual boost::asio::awaitable<bool> attempt() = 0;
   /// Answers the submitter, once: with the last attempt's result when `e`
@@ -156,8 +159,19 @@ class pool_job {
   std::uint64_t sequence = 0;
   std::uint32_t attempts = 0;
   bool cancel_requested = false;
-  bool dead = false;  // answered while still in a queue: skipped when reached
+
+ protected:
+  pool_job() = default;
+  ~pool_job() = default;  // through destroy() only
+  pool_job(pool_job const&) = delete;
+  pool_job& operator=(pool_job const&) = delete;
 };
+
+/// Not API. Owns a pool_job: destroy() on release.
+struct pool_job_deleter {
+  void operator()(pool_job* j) const noexcept { j->destroy(); }
+};
+using pool_job_ptr = std::unique_ptr<pool_job, pool_job_deleter>;
 
 template <class Job>
 struct job_traits;
@@ -181,11 +195,24 @@ class pool_job_of final : public pool_job {
                 "the exception); return result<void, E> if the value is not needed");
   using target_executor = boost::asio::associated_executor_t<Handler, boost::asio::any_io_executor>;
 
-  pool_job_of(Job job, Handler h, boost::asio::any_io_executor const& fallback)
-      : job_(std::move(job)),
-        work_(boost::asio::make_work_guard(boost::asio::get_associated_executor(h, fallback))),
-        handler_(std::move(h)) {
-    slot = boost::asio::get_associated_cancellation_slot(handler_);
+  /// Allocated from the thread's recycling cache (Asio's, as its handlers):
+  /// a submitter that submits again reuses the record its last job freed.
+  static pool_job_ptr make(Job job, Handler h, boost::asio::any_io_executor const& fallback) {
+    allocator a;
+    pool_job_of* p = a.allocate(1);
+    try {
+      ::new (static_cast<void*>(p)) pool_job_of(std::move(job), std::move(h), fallback);
+    } catch (...) {
+      a.deallocate(p, 1);
+      throw;
+    }
+    return pool_job_ptr(p);
+  }
+
+  void destroy() noexcept override {
+    allocator a;
+    this->~pool_job_of();
+    a.deallocate(this, 1);
   }
 
   boost::asio::awaitable<bool> attempt() override {
@@ -213,6 +240,16 @@ class pool_job_of final : public pool_job {
   [[nodiscard]] bool idempotent() const noexcept override { return job_traits<Job>::idempotent; }
 
  private:
+  using allocator = boost::asio::recycling_allocator<pool_job_of>;
+
+  pool_job_of(Job job, Handler h, boost::asio::any_io_executor const& fallback)
+      : job_(std::move(job)),
+        work_(boost::asio::make_work_guard(boost::asio::get_associated_executor(h, fallback))),
+        handler_(std::move(h)) {
+    slot = boost::asio::get_associated_cancellation_slot(handler_);
+  }
+  ~pool_job_of() = default;
+
   Job job_;
   std::optional<result_type> result_;
   boost::asio::executor_work_guard<target_executor> work_;
@@ -344,7 +381,7 @@ class worker_pool {
     return boost::asio::async_initiate<Token, sig>(
         [impl = impl_, mode](auto h, Job j, std::optional<job_key> k) {
           using handler = std::decay_t<decltype(h)>;
-          std::unique_ptr<detail::pool_job> p = std::make_unique<detail::pool_job_of<Job, handler>>(
+          detail::pool_job_ptr p = detail::pool_job_of<Job, handler>::make(
               std::move(j), std::move(h), executor_of(impl));
           p->key = std::move(k);
           submit(impl, std::move(p), mode);
@@ -352,9 +389,8 @@ class worker_pool {
         token, std::move(job), std::move(key));
   }
 
-  static executor_type executor_of(impl_ptr const& impl);
-  static void submit(impl_ptr const& impl, std::unique_ptr<detail::pool_job> job,
-                     detail::submit_mode mode);
+  static executor_type const& executor_of(impl_ptr const& impl);
+  static void submit(impl_ptr const& impl, detail::pool_job_ptr job, detail::submit_mode mode);
   static void stop(
       impl_ptr const& impl, std::chrono::nanoseconds deadline, bool request,
       boost::asio::any_completion_handler<void(boost::system::error_code, pool_stats)>);
