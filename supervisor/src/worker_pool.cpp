@@ -9,7 +9,11 @@
 
 #include "worker_pool_impl.hpp"
 
+#include <boost/core/demangle.hpp>
+
 #include <fmt/format.h>
+
+#include <cxxabi.h>
 
 #include <stdexcept>
 
@@ -74,6 +78,21 @@ child_spec worker_pool::as_child(std::string id, worker_pool_spec spec,
   };
   return c;
 }
+
+namespace detail {
+
+void pool_job::caught(std::exception const* e) {
+  thrown = std::current_exception();
+  // As backplane::describe words it, without rethrowing the exception.
+  std::type_info const* t = abi::__cxa_current_exception_type();
+  thrown_text = t ? boost::core::demangle(t->name()) : std::string("unknown exception");
+  if (e) {
+    thrown_text += ": ";
+    thrown_text += e->what();
+  }
+}
+
+}  // namespace detail
 
 worker_pool::executor_type const& worker_pool::executor_of(impl_ptr const& impl) {
   return impl->executor();

@@ -6,8 +6,6 @@
 
 #include "worker_pool_impl.hpp"
 
-#include <backplane/describe.hpp>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
@@ -324,8 +322,7 @@ bool worker_pool_impl::take_queued(std::size_t i, next_job& next, after& out) {
   return true;
 }
 
-worker_pool_impl::finished worker_pool_impl::finish(std::size_t i, worker_life& life,
-                                                    std::exception_ptr thrown, bool failed) {
+worker_pool_impl::finished worker_pool_impl::finish(std::size_t i, worker_life& life) {
   pool_job_ptr j;
   std::exception_ptr answer;
   std::exception_ptr crash;
@@ -338,8 +335,8 @@ worker_pool_impl::finished worker_pool_impl::finish(std::size_t i, worker_life& 
     j = std::move(w.current);
     --stats_.running;
     bool const killed = life.inc->killed.load(std::memory_order_relaxed);
-    if (!thrown) {
-      ++(failed ? stats_.failed : stats_.completed);
+    if (!j->thrown) {
+      ++(j->failed ? stats_.failed : stats_.completed);
     } else if (j->cancel_requested || killed) {
       answer = error_of(state_ == pool_state::failed ? make_error_code(pool_errc::pool_failed)
                                                      : asio::error::operation_aborted);
@@ -348,7 +345,7 @@ worker_pool_impl::finished worker_pool_impl::finish(std::size_t i, worker_life& 
       std::optional<std::string> key;
       if (j->key) key = j->key->text();
       crash = std::make_exception_ptr(
-          job_crashed(j->sequence, std::move(key), thrown, describe(thrown)));
+          job_crashed(j->sequence, std::move(key), j->thrown, j->thrown_text));
       ++j->attempts;
       if (j->idempotent() && j->attempts < spec_.retry.max_attempts &&
           state_ != pool_state::failed) {

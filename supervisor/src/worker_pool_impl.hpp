@@ -88,7 +88,7 @@ class worker_pool_impl : public std::enable_shared_from_this<worker_pool_impl> {
   /// queued is not marked idle here: it answers first (the answer may
   /// submit again) and then calls take(), so a submitter answered inline
   /// hands its next job to this worker without a wake-up.
-  finished finish(std::size_t slot, worker_life& life, std::exception_ptr thrown, bool failed);
+  finished finish(std::size_t slot, worker_life& life);
   /// A worker's incarnation has ended (its frame is gone): whatever job it
   /// held is answered.
   void worker_gone(std::size_t slot, worker_life& life);

@@ -3,6 +3,8 @@
 
 #include "worker_pool_impl.hpp"
 
+#include <backplane/describe.hpp>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -39,12 +41,13 @@ asio::awaitable<void> worker_loop(std::shared_ptr<worker_pool_impl> pool, std::s
       continue;
     }
     life->running_seq = next.job->sequence;
-    std::exception_ptr thrown;
-    bool failed = false;
     try {
-      failed = co_await next.job->attempt();
+      co_await next.job->attempt();
     } catch (...) {
-      thrown = std::current_exception();
+      // attempt() catches what the job throws: this is its own frame that
+      // could not be made (std::bad_alloc), a crash of the job all the same.
+      next.job->thrown = std::current_exception();
+      next.job->thrown_text = describe(next.job->thrown);
     }
     life->running_seq = 0;
     if (life->emitted) {
@@ -55,10 +58,10 @@ asio::awaitable<void> worker_loop(std::shared_ptr<worker_pool_impl> pool, std::s
     // Its report (the supervisor's) carries the job's identity: the crash is
     // the job_crashed its submitter receives. The worker ends as a run that
     // threw would (fault::error, the exception as the cause), without a
-    // second throw through its frames: a throw costs microseconds.
-    // A busy pool hands the next queued job back with the answer: one lock
-    // per job, and no suspension between jobs.
-    auto done = pool->finish(slot, *life, thrown, failed);
+    // second throw through its frames: a throw costs microseconds. A busy
+    // pool hands the next queued job back with the answer: one lock per
+    // job, and no suspension between jobs.
+    auto done = pool->finish(slot, *life);
     if (done.crash) {
       // Gone before the supervisor hears of it, which may restart this
       // worker's slot at once on another thread (the guard then does nothing).

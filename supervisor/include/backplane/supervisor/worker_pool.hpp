@@ -146,8 +146,10 @@ class pool_job {
   /// Destroys the job and frees its memory (recycled per thread, as Asio
   /// recycles its handlers': a job record is allocated once per submission).
   virtual void destroy() noexcept = 0;
-  /// Runs one attempt; true if the job returned an error. Throws what the job throws.
-  virtual boost::asio::awaitable<bool> attempt() = 0;
+  /// Runs one attempt and records how it ended (below). What the job throws
+  /// is caught and described here, in the frame that catches it: describing
+  /// it later would throw it once more (an unwind costs microseconds).
+  virtual boost::asio::awaitable<void> attempt() = 0;
   /// Answers the submitter, once: with the last attempt's result when `e`
   /// is null, otherwise with `e`.
   virtual void complete(std::exception_ptr e) = 0;
@@ -159,8 +161,17 @@ class pool_job {
   std::uint64_t sequence = 0;
   std::uint32_t attempts = 0;
   bool cancel_requested = false;
+  // How the last attempt ended: it threw `thrown` ("type: what()" in
+  // `thrown_text`), or returned, with an error if `failed`.
+  std::exception_ptr thrown;
+  std::string thrown_text;
+  bool failed = false;
 
  protected:
+  /// In a catch block: records the exception being handled (`e` if it is a
+  /// std::exception). May throw std::bad_alloc.
+  void caught(std::exception const* e);
+
   pool_job() = default;
   ~pool_job() = default;  // through destroy() only
   pool_job(pool_job const&) = delete;
@@ -215,13 +226,21 @@ class pool_job_of final : public pool_job {
     a.deallocate(this, 1);
   }
 
-  boost::asio::awaitable<bool> attempt() override {
-    if constexpr (job_traits<Job>::idempotent) {
-      result_.emplace(co_await job_.fn());
-    } else {
-      result_.emplace(co_await std::move(job_));
+  boost::asio::awaitable<void> attempt() override {
+    thrown = nullptr;
+    failed = false;
+    try {
+      if constexpr (job_traits<Job>::idempotent) {
+        result_.emplace(co_await job_.fn());
+      } else {
+        result_.emplace(co_await std::move(job_));
+      }
+      failed = result_->has_error();
+    } catch (std::exception const& e) {
+      caught(&e);
+    } catch (...) {
+      caught(nullptr);
     }
-    co_return result_->has_error();
   }
 
   void complete(std::exception_ptr e) override {
