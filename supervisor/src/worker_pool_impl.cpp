@@ -569,6 +569,8 @@ void worker_pool_impl::on_end() {
   }
 }
 
+void worker_pool_impl::free_lists(after_lists* l) noexcept { delete l; }
+
 void worker_pool_impl::run_lists(after_lists& out) {
   for (auto& life : out.wake) {
     life->wake_up();

@@ -115,12 +115,19 @@ class worker_pool_impl : public std::enable_shared_from_this<worker_pool_impl> {
     bool shut_down = false;
   };
   struct after {
-    std::unique_ptr<after_lists> lists;
-    after_lists* operator->() {
-      if (!lists) lists = std::make_unique<after_lists>();
-      return lists.get();
+    after() = default;
+    after(after const&) = delete;
+    after& operator=(after const&) = delete;
+    ~after() {
+      if (lists) free_lists(lists);
     }
+    after_lists* operator->() {
+      if (!lists) lists = new after_lists;
+      return lists;
+    }
+    after_lists* lists = nullptr;
   };
+  static void free_lists(after_lists* l) noexcept;
 
   start_function worker_start(std::size_t slot);
   start_result start_worker_incarnation(std::size_t slot, child_context& c);

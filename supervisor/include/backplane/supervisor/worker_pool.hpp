@@ -247,7 +247,18 @@ class pool_job_of final : public pool_job {
     result_type r = e || !result_ ? result_type() : std::move(*result_);
     auto ex = work_.get_executor();
     // On the submitter's executor, where its cancellation slot is used: the
-    // slot is cleared there before the handler runs.
+    // slot is cleared there before the handler runs. Already on it (a worker
+    // sharing the submitter's thread or strand), the handler runs at once, as
+    // dispatch would run it, without dispatch's wrapping and fence.
+    if constexpr (requires { ex.running_in_this_thread(); }) {
+      if (ex.running_in_this_thread()) {
+        if (slot.is_connected()) slot.clear();
+        Handler h = std::move(handler_);
+        work_.reset();
+        std::move(h)(std::move(e), std::move(r));
+        return;
+      }
+    }
     boost::asio::dispatch(boost::asio::bind_executor(
         ex, [h = std::move(handler_), s = slot, e, r = std::move(r)]() mutable {
           if (s.is_connected()) s.clear();
