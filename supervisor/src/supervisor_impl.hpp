@@ -14,6 +14,7 @@
 
 #include "child_run.hpp"
 #include "device_index.hpp"
+#include "pending_restart.hpp"
 #include "restart_window.hpp"
 
 #include <backplane/device.hpp>
@@ -73,12 +74,9 @@ struct child_record {
   // backoff
   std::uint32_t consecutive = 0;
   supervisor_clock::time_point quiet_since{};  // last start, or next attempt
-  // a pending restart (status restarting)
-  std::unique_ptr<supervisor_clock::timer> restart_timer;
-  std::uint64_t restart_seq = 0;  // invalidates a scheduled restart that was overtaken
-  /// Restarting as part of this child's group restart (one_for_all,
-  /// rest_for_one); nullptr for the child the restart is for.
-  child_record* anchor = nullptr;
+  /// The parked restart it waits in (status restarting), its own or its
+  /// group's; empty otherwise, and while the restart is under way.
+  std::shared_ptr<pending_restart> restart;
 };
 
 /// A child exit seen while the supervisor was busy, decided later.
@@ -184,64 +182,47 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   /// Unlinks a device we no longer watch; remembers its id if its exit may
   /// already be in the mailbox.
   void retire(backplane::line const& l);
-  /// Members of `anchor`'s pending group restart become plain stopped children.
-  void release_members(child_record const& anchor);
+  /// `r`, stopped or removed, leaves the parked restart it waits in: the
+  /// whole restart if it is the one the restart is for.
+  void leave_restart(child_record& r);
   boost::asio::awaitable<void> stop_all();
   void remove(child_record* r);
 
   // decisions
   //
   // Most decisions complete synchronously, without a coroutine frame: the
-  // one_for_one restart of a crashed child is decide + start. Only what must
-  // wait for children to stop (a group restart with running members, a retry
-  // that must first stop what it restarted) continues as a coroutine.
+  // one_for_one restart of a crashed child is decide + restart. Only what
+  // must wait for children to stop (a group restart with running members, a
+  // retry that must first stop what it started) continues as a coroutine.
   using group_t = std::vector<child_record*>;
-  struct restart_order {
-    child_record* failed;
-    supervisor_clock::duration delay;
-  };
-  /// A group start that failed part-way: the members it started, to stop
-  /// (last started first) before the retry of `members`, the restart of
-  /// `anchor`, is scheduled after `delay`.
-  struct retry_plan {
-    child_record* anchor;
-    group_t started;
-    group_t members;
-    supervisor_clock::duration delay;
-  };
   /// Whether the end of `ended`, a significant child that will not be
   /// restarted, shuts the supervisor down: the rule that says so
   /// ("any_significant", "all_significant"), or empty (significant.cpp).
   [[nodiscard]] std::string_view auto_shutdown_after(child_record const& ended) const;
-  /// Reports and counts an exit; returns the group restart it calls for.
-  std::optional<restart_order> decide(exit_note const& n);
+  /// Reports and counts an exit; returns the restart it calls for.
+  std::optional<pending_restart> decide(exit_note const& n);
   void decide_while_stopping(exit_note const& n);
-  [[nodiscard]] bool group_needs_stops(child_record* failed);
-  /// Stops the running members of the group (last started first), then
-  /// restart_stopped_group.
-  boost::asio::awaitable<void> restart_group(child_record* failed,
-                                             supervisor_clock::duration delay);
-  /// The group is stopped: drops its temporary members, marks the others
-  /// restarting and starts them now or after `delay`.
-  std::optional<retry_plan> restart_stopped_group(child_record* failed,
-                                                  supervisor_clock::duration delay);
-  /// Starts `anchor`'s restarting group in order, stopping at the first start
-  /// that fails (reported and counted).
-  std::optional<retry_plan> start_group_now(child_record* anchor);
-  /// A start of `c` failed in `anchor`'s group: counts it toward intensity
-  /// (giving up beyond it), reports it and returns the retry.
-  std::optional<retry_plan> start_failed(child_record* anchor, child_record* c, group_t started,
-                                         group_t members, event_reason const& why);
+  /// OTP's restart(Strategy, Child, State), one pass: the group stops, last
+  /// started first; its temporary members are dropped; after a delay (or a
+  /// failed start) it is parked; it starts in order, and a start that fails
+  /// counts toward intensity and retries from the failed child. Returns
+  /// false when members must stop first: restart_after_stops does that and
+  /// comes back here with `p`.
+  [[nodiscard]] bool restart(pending_restart& p);
+  boost::asio::awaitable<void> restart_after_stops(pending_restart p);
+  /// A member that must stop before the group starts: running, or parked in
+  /// another restart.
+  [[nodiscard]] static bool must_stop(child_record const& m) noexcept {
+    return m.status == child_status::running || m.restart;
+  }
+  /// A start of `c` failed: counts it toward intensity (false: gave up),
+  /// reports it and makes `p` its retry.
+  bool start_failed(pending_restart& p, child_record& c, event_reason const& why);
   /// A restart's start said ignore: the child stays stopped, not retried.
   void ignored_restart(child_record& c);
-  /// Marks a stopped group restarting, dropping its temporary members.
-  void mark_group(child_record* failed);
-  boost::asio::awaitable<void> start_group(child_record* anchor);
-  /// Stops what the failed try started, then schedules the retry.
-  boost::asio::awaitable<void> settle_retry(retry_plan p);
-  void schedule_retry(retry_plan const& p);
+  /// Parks `p` until its delay has passed (or, without one, behind the mailbox).
+  void park(pending_restart p);
   group_t group_of(child_record* failed);
-  void schedule_restart(child_record* anchor, supervisor_clock::duration delay);
   [[nodiscard]] supervisor_clock::duration backoff_delay(child_record& r);
   void give_up(std::string const& id, device_id dev, std::uint64_t incarnation,
                event_reason const& reason);

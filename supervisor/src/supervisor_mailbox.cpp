@@ -73,17 +73,10 @@ asio::awaitable<void> supervisor_impl::run(std::shared_ptr<supervisor_impl> self
       if (!exits_.empty()) {
         exit_note n = std::move(exits_.front());
         exits_.pop_front();
-        auto const order = decide(n);
-        if (!order) continue;
-        if (group_needs_stops(order->failed)) {
-          co_await restart_group(order->failed, order->delay);
-        } else if (auto plan = restart_stopped_group(order->failed, order->delay)) {
-          if (plan->started.empty()) {
-            schedule_retry(*plan);
-          } else {
-            co_await settle_retry(std::move(*plan));
-          }
-        }
+        // OTP's restart(Strategy, Child, State); a coroutine only when
+        // members must stop first.
+        if (auto order = decide(n); order && !restart(*order))
+          co_await restart_after_stops(std::move(*order));
       } else {
         job j = std::move(jobs_.front());
         jobs_.pop_front();

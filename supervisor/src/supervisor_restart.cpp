@@ -51,7 +51,7 @@ void supervisor_impl::decide_while_stopping(exit_note const& n) {
          supervisor_action::none, std::nullopt, "supervisor stopping");
 }
 
-std::optional<supervisor_impl::restart_order> supervisor_impl::decide(exit_note const& n) {
+std::optional<pending_restart> supervisor_impl::decide(exit_note const& n) {
   if (stopping_) {
     decide_while_stopping(n);
     return std::nullopt;
@@ -98,7 +98,10 @@ std::optional<supervisor_impl::restart_order> supervisor_impl::decide(exit_note 
            supervisor_action::restart,
            delay > nanoseconds::zero() ? std::optional(delay) : std::nullopt);
   }
-  return restart_order{r, delay};
+  pending_restart p;
+  p.child = r;
+  p.delay = delay;
+  return p;
 }
 
 supervisor_impl::group_t supervisor_impl::group_of(child_record* failed) {
@@ -118,13 +121,6 @@ supervisor_impl::group_t supervisor_impl::group_of(child_record* failed) {
     }
   }
   return group;
-}
-
-bool supervisor_impl::group_needs_stops(child_record* failed) {
-  if (spec_.strategy == restart_strategy::one_for_one) return false;
-  for (child_record* c : group_of(failed))
-    if (c != failed && c->status != child_status::stopped) return true;
-  return false;
 }
 
 supervisor_clock::duration supervisor_impl::backoff_delay(child_record& r) {
@@ -148,166 +144,113 @@ supervisor_clock::duration supervisor_impl::backoff_delay(child_record& r) {
   return delay;
 }
 
-asio::awaitable<void> supervisor_impl::restart_group(child_record* failed,
-                                                     supervisor_clock::duration delay) {
-  group_t const group = group_of(failed);
-  // Stop the rest of the group, last started first.
-  for (auto it = group.rbegin(); it != group.rend(); ++it) {
-    child_record* c = *it;
-    if (c != failed && c->status != child_status::stopped) co_await stop_child(*c);
-    if (stopping_) co_return;
+bool supervisor_impl::restart(pending_restart& p) {
+  if (!p.grouped && spec_.strategy != restart_strategy::one_for_one) {
+    p.group = group_of(p.child);
+    p.grouped = true;
   }
-  if (auto plan = restart_stopped_group(failed, delay)) co_await settle_retry(std::move(*plan));
-}
-
-std::optional<supervisor_impl::retry_plan> supervisor_impl::restart_stopped_group(
-    child_record* failed, supervisor_clock::duration delay) {
-  if (spec_.strategy == restart_strategy::one_for_one) {
-    failed->status = child_status::restarting;
-    failed->anchor = nullptr;
-  } else {
-    mark_group(failed);
-  }
-  if (delay > supervisor_clock::duration::zero()) {
-    schedule_restart(failed, delay);
-    return std::nullopt;
-  }
-  return start_group_now(failed);
-}
-
-void supervisor_impl::mark_group(child_record* failed) {
-  // Temporary children stopped as a side effect are dropped, not restarted.
-  for (child_record* c : group_of(failed)) {
-    if (c == failed) {
-      c->status = child_status::restarting;
-      c->anchor = nullptr;
-    } else if (c->spec.restart == restart_type::temporary) {
-      remove(c);
-    } else {
-      c->status = child_status::restarting;
-      c->anchor = failed;
+  // 1. The rest of the group stops, last started first: the caller awaits
+  //    that and comes back.
+  for (child_record* m : p.members())
+    if (must_stop(*m)) return false;
+  // 2. Temporary members, stopped as a side effect, are dropped; the others
+  //    wait to start.
+  std::erase_if(p.group, [&](child_record* m) {
+    if (m == p.child || m->spec.restart != restart_type::temporary) {
+      m->status = child_status::restarting;
+      return false;
     }
+    remove(m);
+    return true;
+  });
+  p.child->status = child_status::restarting;
+  // 3. After a backoff delay, or (a retry) behind what the mailbox holds.
+  if (p.retry || p.delay > supervisor_clock::duration::zero()) {
+    park(std::move(p));
+    return true;
   }
-}
-
-std::optional<supervisor_impl::retry_plan> supervisor_impl::start_group_now(child_record* anchor) {
-  group_t members;
-  if (spec_.strategy == restart_strategy::one_for_one) {
-    // The common case, without building a group.
-    if (anchor->status != child_status::restarting) return std::nullopt;
-    event_reason why;
-    switch (start_incarnation(*anchor, why)) {
-      case start_outcome::started:
-        if (heard(supervisor_event_kind::restarted))
-          report(supervisor_event_kind::restarted, *anchor, {}, supervisor_action::none);
-        return std::nullopt;
-      case start_outcome::ignored: ignored_restart(*anchor); return std::nullopt;
-      case start_outcome::failed: break;
-    }
-    members.push_back(anchor);
-    return start_failed(anchor, anchor, {}, std::move(members), why);
-  }
-  for (auto& c : children_) {
-    if (c->status == child_status::restarting && (c.get() == anchor || c->anchor == anchor))
-      members.push_back(c.get());
-  }
-  group_t started;
-  for (child_record* c : members) {
+  // 4. The group starts in order. A start that fails is counted, and the
+  //    restart tries again through this same path.
+  for (child_record* c : p.members()) {
     event_reason why;
     switch (start_incarnation(*c, why)) {
       case start_outcome::started:
         if (heard(supervisor_event_kind::restarted))
           report(supervisor_event_kind::restarted, *c, {}, supervisor_action::none);
-        started.push_back(c);
         continue;
       case start_outcome::ignored: ignored_restart(*c); continue;
       case start_outcome::failed: break;
     }
-    return start_failed(anchor, c, std::move(started), std::move(members), why);
+    if (!start_failed(p, *c, why)) return true;
+    return restart(p);
   }
-  return std::nullopt;
+  return true;
 }
 
-std::optional<supervisor_impl::retry_plan> supervisor_impl::start_failed(child_record* anchor,
-                                                                         child_record* c,
-                                                                         group_t started,
-                                                                         group_t members,
-                                                                         event_reason const& why) {
+asio::awaitable<void> supervisor_impl::restart_after_stops(pending_restart p) {
+  do {
+    auto const members = p.members();
+    for (auto it = members.rbegin(); it != members.rend(); ++it) {
+      if (must_stop(**it)) co_await stop_child(**it);
+      if (stopping_) co_return;
+    }
+  } while (!restart(p));
+}
+
+bool supervisor_impl::start_failed(pending_restart& p, child_record& c, event_reason const& why) {
   // This try is over; the next one counts toward intensity like any restart.
-  std::uint64_t const failed_inc = c->incarnation;
+  std::uint64_t const failed_inc = c.incarnation;
   if (window_.add(clock_->now())) {
-    report(supervisor_event_kind::start_error, c->spec.id, device_id{}, failed_inc, why,
+    report(supervisor_event_kind::start_error, c.spec.id, device_id{}, failed_inc, why,
            supervisor_action::give_up);
-    give_up(c->spec.id, device_id{}, failed_inc, why);
-    return std::nullopt;  // stop_all stops what this round started
+    give_up(c.spec.id, device_id{}, failed_inc, why);
+    return false;  // stop_all stops what this round started
   }
   if (spec_.strategy == restart_strategy::rest_for_one) {
     // OTP retries a restart of the child that failed to start: the children
     // before it, started by this try, stay up; the retry is of it and the
-    // children after it (one_for_all's retry restarts them all).
-    members.erase(members.begin(), std::find(members.begin(), members.end(), c));
-    started.clear();
-    anchor = c;
+    // children after it (one_for_all's retry stops and restarts them all).
+    p.group.erase(p.group.begin(), std::find(p.group.begin(), p.group.end(), &c));
+    p.child = &c;
   }
-  auto const delay = backoff_delay(*anchor);
-  report(supervisor_event_kind::start_error, c->spec.id, device_id{}, failed_inc, why,
+  p.delay = backoff_delay(*p.child);
+  p.retry = true;
+  report(supervisor_event_kind::start_error, c.spec.id, device_id{}, failed_inc, why,
          supervisor_action::retry,
-         delay > nanoseconds::zero() ? std::optional(delay) : std::nullopt);
-  return retry_plan{anchor, std::move(started), std::move(members), delay};
+         p.delay > nanoseconds::zero() ? std::optional(p.delay) : std::nullopt);
+  return true;
 }
 
 void supervisor_impl::ignored_restart(child_record& c) {
   // OTP's restart with a start that returns ignore: the child's pid becomes
   // undefined, its spec stays, nothing is retried (restart_child may).
   c.status = child_status::stopped;
-  c.anchor = nullptr;
 }
 
-asio::awaitable<void> supervisor_impl::start_group(child_record* anchor) {
-  if (auto plan = start_group_now(anchor)) co_await settle_retry(std::move(*plan));
-}
-
-asio::awaitable<void> supervisor_impl::settle_retry(retry_plan p) {
-  // A group restart that fails part-way stops what it restarted, last
-  // started first, before it tries again.
-  for (auto it = p.started.rbegin(); it != p.started.rend(); ++it) {
-    co_await stop_child(**it);
-    if (stopping_) co_return;
-  }
-  schedule_retry(p);
-}
-
-void supervisor_impl::schedule_retry(retry_plan const& p) {
-  child_record* const anchor = p.anchor;
-  for (child_record* m : p.members) {
-    // Unless an exit heard meanwhile removed it or made it someone else's.
-    if (m->status == child_status::running) continue;
-    m->status = child_status::restarting;
-    m->anchor = m == anchor ? nullptr : anchor;
-  }
-  schedule_restart(anchor, p.delay);
-}
-
-void supervisor_impl::schedule_restart(child_record* anchor, supervisor_clock::duration delay) {
-  anchor->status = child_status::restarting;
-  std::uint64_t const seq = ++anchor->restart_seq;
-  std::string id = anchor->spec.id;
+void supervisor_impl::park(pending_restart p) {
+  auto const parked = std::make_shared<pending_restart>(std::move(p));
+  for (child_record* m : parked->members()) m->restart = parked;
   std::weak_ptr<supervisor_impl> weak = weak_from_this();
-  auto fire = [weak, id, seq] {
+  std::weak_ptr<pending_restart> weak_restart = parked;
+  auto fire = [weak, weak_restart] {
     auto self = weak.lock();
     if (!self) return;
     // The job is only ever run by run(), which keeps the supervisor alive.
-    supervisor_impl* p = self.get();
-    p->enqueue([p, id, seq]() -> asio::awaitable<void> {
-      if (p->stopping_) co_return;
-      child_record* r = p->find(id);
-      if (!r || r->restart_seq != seq || r->status != child_status::restarting) co_return;
-      r->restart_timer.reset();
-      co_await p->start_group(r);
+    supervisor_impl* s = self.get();
+    s->enqueue([s, weak_restart]() -> asio::awaitable<void> {
+      auto const parked = weak_restart.lock();  // gone if its child was stopped or removed
+      if (s->stopping_ || !parked) co_return;
+      // Under way again: its members are no longer parked (still restarting).
+      pending_restart next;
+      next.child = parked->child;
+      next.group = std::move(parked->group);
+      next.grouped = parked->grouped;
+      for (child_record* m : next.members()) m->restart.reset();
+      if (!s->restart(next)) co_await s->restart_after_stops(std::move(next));
     });
   };
-  if (delay > supervisor_clock::duration::zero()) {
-    anchor->restart_timer = clock_->schedule(clock_->now() + delay, ex_, std::move(fire));
+  if (parked->delay > supervisor_clock::duration::zero()) {
+    parked->timer = clock_->schedule(clock_->now() + parked->delay, ex_, std::move(fire));
   } else {
     // A retry goes behind whatever is already waiting (OTP's try_again_restart
     // message), so the supervisor keeps answering while a start keeps failing.

@@ -180,7 +180,6 @@ start_outcome supervisor_impl::start_incarnation(child_record& r, event_reason& 
   r.ln = l;
   r.dev = l.id();
   r.status = child_status::running;
-  r.anchor = nullptr;
   r.run = run;
   if (r.spec.backoff) r.quiet_since = clock_->now();
   by_device_.insert(r.dev, &r);

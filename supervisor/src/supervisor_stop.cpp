@@ -135,22 +135,25 @@ asio::awaitable<bool> supervisor_impl::await_exit(
   co_return true;
 }
 
-void supervisor_impl::release_members(child_record const& anchor) {
-  for (auto& c : children_) {
-    if (c->anchor == &anchor && c->status == child_status::restarting) {
-      c->status = child_status::stopped;
-      c->anchor = nullptr;
-    }
+void supervisor_impl::leave_restart(child_record& r) {
+  auto const parked = std::move(r.restart);  // alive until we are done with it
+  if (!parked) return;
+  if (parked->child != &r) {
+    std::erase(parked->group, &r);
+    return;
+  }
+  // The restart it was for is off: its members become plain stopped children.
+  for (child_record* m : parked->members()) {
+    if (m == &r) continue;
+    m->status = child_status::stopped;
+    m->restart.reset();
   }
 }
 
 asio::awaitable<void> supervisor_impl::stop_child(child_record& r) {
-  r.restart_timer.reset();
-  ++r.restart_seq;
   if (r.status != child_status::running) {
-    if (r.status == child_status::restarting) release_members(r);
+    leave_restart(r);
     r.status = child_status::stopped;
-    r.anchor = nullptr;
     co_return;
   }
   shutdown_policy const pol = r.spec.shutdown;
@@ -200,9 +203,7 @@ asio::awaitable<void> supervisor_impl::stop_all() {
 
 void supervisor_impl::remove(child_record* r) {
   if (r->status == child_status::running) by_device_.erase(r->dev);
-  // Only the child a pending group restart is for has members waiting on it
-  // (the scan is for group restarts only: removing a child stays O(1)).
-  if (r->status == child_status::restarting) release_members(*r);
+  leave_restart(*r);
   by_id_.erase(r->spec.id);
   children_.erase(r->pos);
 }
