@@ -156,9 +156,16 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   boost::asio::awaitable<std::tuple<boost::system::error_code, message>> receive();
   void wake();
   void enqueue(job j);
+  /// How a child whose exit was awaited ended.
+  struct child_exit {
+    std::optional<backplane::fault> fault;
+    event_reason reason;  // built only if some report could use it
+    bool killed = false;  // by our kill: not a fault of its own
+  };
   /// Records what a message means; exits go to exits_ unless the exit is of
-  /// `target`, the child whose exit the caller is waiting for.
-  void note(message const& m, child_record const* target);
+  /// `target`, the child whose exit the caller is waiting for: that one is
+  /// returned.
+  std::optional<child_exit> note(message const& m, child_record const* target);
 
   // children
   child_record* find(std::string const& id);
@@ -173,8 +180,10 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
                      std::optional<boost::asio::awaitable<void>> body,
                      std::unique_ptr<detail::managed_launch> managed);
   boost::asio::awaitable<void> stop_child(child_record& r);
-  boost::asio::awaitable<bool> await_exit(child_record& r,
-                                          std::optional<supervisor_clock::time_point> deadline);
+  /// Waits for `r` to end, until `deadline`: how it ended, or nullopt if it
+  /// still runs then.
+  boost::asio::awaitable<std::optional<child_exit>> await_exit(
+      child_record& r, std::optional<supervisor_clock::time_point> deadline);
   void kill(child_record& r);
   /// Asks a running child to stop, as a shutdown request from this supervisor would.
   void request_stop(child_record& r);
@@ -270,10 +279,6 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   boost::asio::cancellation_signal wake_;
   std::deque<job> jobs_;
   std::deque<exit_note> exits_;
-  // what the child awaited by await_exit ended with
-  std::optional<fault> target_fault_;
-  event_reason target_reason_;
-  bool target_killed_ = false;
   bool idle_ = false;      // parked in the top-level receive with nothing queued
   bool stopping_ = false;  // shutdown requested or decided
   bool killed_ = false;    // killed by the parent: children are stopped brutally

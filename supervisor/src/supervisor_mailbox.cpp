@@ -32,18 +32,19 @@ void supervisor_impl::enqueue(job j) {
   wake();
 }
 
-void supervisor_impl::note(message const& m, child_record const* target) {
+std::optional<supervisor_impl::child_exit> supervisor_impl::note(message const& m,
+                                                                 child_record const* target) {
   if (auto const* gone = as_disconnected(m)) {
     child_record* r = by_device_.find(gone->sender);
     if (!r) {
-      if (retired_.erase(gone->sender)) return;
+      if (retired_.erase(gone->sender)) return std::nullopt;
       // Not a child: a device that we monitor (our parent) went away. Its
       // fault is ours, as with manage; a clean exit is forgotten.
       if (gone->fault && !stopping_) {
         stopping_ = true;
         exit_.fault = fault::cascade(gone->sender);
       }
-      return;
+      return std::nullopt;
     }
     by_device_.erase(gone->sender);
     r->status = child_status::stopped;
@@ -52,16 +53,12 @@ void supervisor_impl::note(message const& m, child_record const* target) {
     bool const killed = r->run && r->run->killed.load(std::memory_order_relaxed) &&
                         !own_fault_after_kill(*gone, r->run->on_kill != nullptr);
     r->run.reset();
-    if (r == target) {
-      target_fault_ = gone->fault;
-      target_reason_ = std::move(reason);
-      target_killed_ = killed;
-      return;
-    }
+    if (r == target) return child_exit{gone->fault, std::move(reason), killed};
     exits_.push_back(exit_note{r->spec.id, r->dev, r->incarnation, gone->fault, std::move(reason)});
-    return;
+    return std::nullopt;
   }
   if (as_shutdown(m)) stopping_ = true;
+  return std::nullopt;
 }
 
 asio::awaitable<void> supervisor_impl::run(std::shared_ptr<supervisor_impl> self) {

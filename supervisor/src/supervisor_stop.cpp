@@ -105,7 +105,7 @@ void supervisor_impl::clear_deadline() {
   deadline_timer_.reset();
 }
 
-asio::awaitable<bool> supervisor_impl::await_exit(
+asio::awaitable<std::optional<supervisor_impl::child_exit>> supervisor_impl::await_exit(
     child_record& r, std::optional<supervisor_clock::time_point> deadline) {
   if (deadline) {
     arm_deadline(*deadline);
@@ -115,11 +115,12 @@ asio::awaitable<bool> supervisor_impl::await_exit(
   }
   device_id const target = r.dev;
   bool kill_sent = r.spec.shutdown.is_brutal() || killed_;
+  child_exit heard;
   while (r.status == child_status::running && r.dev == target) {
     if (deadline_passed_) {
       deadline_.reset();
       deadline_passed_ = false;
-      co_return false;
+      co_return std::nullopt;
     }
     if (killed_ && !kill_sent) {
       // Our parent killed us while we waited for this child: no more waiting.
@@ -127,12 +128,13 @@ asio::awaitable<bool> supervisor_impl::await_exit(
       kill_sent = true;
     }
     auto [ec, m] = co_await receive();
-    if (ended_) co_return true;  // crashed() while we waited
-    if (!ec) note(m, &r);
+    if (ended_) co_return heard;  // crashed() while we waited
+    if (ec) continue;
+    if (auto e = note(m, &r)) heard = std::move(*e);
   }
   // The timer stays armed for the next stop of the batch (cleared when idle).
   deadline_.reset();
-  co_return true;
+  co_return heard;
 }
 
 void supervisor_impl::leave_restart(child_record& r) {
@@ -161,8 +163,6 @@ asio::awaitable<void> supervisor_impl::stop_child(child_record& r) {
   nanoseconds const grace = abandon_grace(pol);
   device_id const dev = r.dev;
   std::uint64_t const inc = r.incarnation;
-  target_fault_.reset();
-  target_killed_ = false;
   if (pol.is_brutal() || killed_) {
     kill(r);
   } else {
@@ -171,17 +171,17 @@ asio::awaitable<void> supervisor_impl::stop_child(child_record& r) {
   std::optional<supervisor_clock::time_point> deadline;
   if (pol.is_timeout()) deadline = clock_->now() + pol.time();
   if (pol.is_brutal()) deadline = clock_->now() + grace;
-  bool stopped = co_await await_exit(r, deadline);
-  if (!stopped && !pol.is_brutal()) {
+  std::optional<child_exit> ended = co_await await_exit(r, deadline);
+  if (!ended && !pol.is_brutal()) {
     report(supervisor_event_kind::shutdown_error, r.spec.id, dev, inc,
            message_reason(
                reason_kind::shutdown_timeout,
                fmt::format("did not stop within {} of the shutdown request", readable(pol.time()))),
            supervisor_action::cancel);
     kill(r);
-    stopped = co_await await_exit(r, clock_->now() + grace);
+    ended = co_await await_exit(r, clock_->now() + grace);
   }
-  if (!stopped) {
+  if (!ended) {
     report(supervisor_event_kind::shutdown_error, r.spec.id, dev, inc,
            message_reason(reason_kind::kill_timeout,
                           fmt::format("ignored cancellation for {}", readable(grace))),
@@ -191,8 +191,8 @@ asio::awaitable<void> supervisor_impl::stop_child(child_record& r) {
     co_return;
   }
   // OTP reports a child that, asked to stop, ended with a fault of its own.
-  if (target_fault_ && !target_killed_) {
-    report(supervisor_event_kind::shutdown_error, r.spec.id, dev, inc, target_reason_,
+  if (ended->fault && !ended->killed) {
+    report(supervisor_event_kind::shutdown_error, r.spec.id, dev, inc, std::move(ended->reason),
            supervisor_action::none);
   }
 }
