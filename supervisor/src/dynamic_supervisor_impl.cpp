@@ -24,8 +24,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cmath>
-#include <limits>
 
 namespace asio = boost::asio;
 
@@ -253,7 +251,7 @@ bool dynamic_supervisor_impl::start_incarnation(dynamic_child& c, event_reason& 
   c.ln = std::move(l);
   c.status = child_status::running;
   c.run = run;
-  if (spec_.backoff) c.quiet_since = clock_->now();
+  if (spec_.backoff) c.backoff.started(clock_->now());
   by_device_.insert(c.dev, &c);
   return true;
 }
@@ -306,22 +304,7 @@ void dynamic_supervisor_impl::schedule_restart(dynamic_child& c, supervisor_cloc
 
 supervisor_clock::duration dynamic_supervisor_impl::backoff_delay(dynamic_child& c) {
   if (!spec_.backoff) return supervisor_clock::duration::zero();
-  auto const& b = *spec_.backoff;
-  auto const now = clock_->now();
-  if (now - c.quiet_since >= b.reset_after) c.consecutive = 0;
-  double base = static_cast<double>(b.initial.count()) *
-                std::pow(b.multiplier, static_cast<double>(c.consecutive));
-  base = std::min(base, static_cast<double>(b.max.count()));
-  double factor = 1.0;
-  if (b.jitter > 0) {
-    std::uniform_real_distribution<double> dist(1.0 - b.jitter, 1.0 + b.jitter);
-    factor = dist(rng_);
-  }
-  double const ns = std::min(base * factor, 9.0e18);
-  auto const delay = nanoseconds(static_cast<std::int64_t>(ns));
-  if (c.consecutive < std::numeric_limits<std::uint32_t>::max()) ++c.consecutive;
-  c.quiet_since = now + delay;
-  return delay;
+  return c.backoff.next(*spec_.backoff, clock_->now(), rng_);
 }
 
 void dynamic_supervisor_impl::kill(dynamic_child& c) {

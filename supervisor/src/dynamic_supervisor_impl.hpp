@@ -12,6 +12,7 @@
 
 #include "device_index.hpp"
 #include "dynamic_child.hpp"
+#include "restart_backoff.hpp"
 #include "restart_window.hpp"
 
 #include <backplane/device.hpp>
@@ -39,9 +40,7 @@ struct dynamic_child {
   child_status status = child_status::running;
   bool stopping = false;   // terminate_child or the supervisor's stop asked it to end
   bool timed_out = false;  // its shutdown timeout passed: it was cancelled
-  // backoff
-  std::uint32_t consecutive = 0;
-  supervisor_clock::time_point quiet_since{};
+  restart_backoff backoff;
   std::uint64_t restart_seq = 0;
   std::unique_ptr<supervisor_clock::timer> timer;  // restart delay or shutdown deadline
   std::unique_ptr<supervisor_clock::timer> grace;  // cancelled while stopping: abandon at

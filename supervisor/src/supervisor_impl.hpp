@@ -15,6 +15,7 @@
 #include "child_run.hpp"
 #include "device_index.hpp"
 #include "pending_restart.hpp"
+#include "restart_backoff.hpp"
 #include "restart_window.hpp"
 
 #include <backplane/device.hpp>
@@ -71,9 +72,7 @@ struct child_record {
   /// that never finishes cannot hold up the next one. Boxed: most
   /// supervisors have no strands, and an executor is 56 bytes.
   std::unique_ptr<boost::asio::any_io_executor> strand;
-  // backoff
-  std::uint32_t consecutive = 0;
-  supervisor_clock::time_point quiet_since{};  // last start, or next attempt
+  restart_backoff backoff;
   /// The parked restart it waits in (status restarting), its own or its
   /// group's; empty otherwise, and while the restart is under way.
   std::shared_ptr<pending_restart> restart;

@@ -16,8 +16,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cmath>
-#include <limits>
 
 namespace asio = boost::asio;
 
@@ -125,23 +123,7 @@ supervisor_impl::group_t supervisor_impl::group_of(child_record* failed) {
 
 supervisor_clock::duration supervisor_impl::backoff_delay(child_record& r) {
   if (!r.spec.backoff) return supervisor_clock::duration::zero();
-  auto const& b = *r.spec.backoff;
-  auto const now = clock_->now();
-  if (now - r.quiet_since >= b.reset_after) r.consecutive = 0;
-  double base = static_cast<double>(b.initial.count()) *
-                std::pow(b.multiplier, static_cast<double>(r.consecutive));
-  base = std::min(base, static_cast<double>(b.max.count()));
-  double factor = 1.0;
-  if (b.jitter > 0) {
-    std::uniform_real_distribution<double> dist(1.0 - b.jitter, 1.0 + b.jitter);
-    factor = dist(rng_);
-  }
-  double const ns = std::min(base * factor, 9.0e18);
-  auto const delay = nanoseconds(static_cast<std::int64_t>(ns));
-  if (r.consecutive < std::numeric_limits<std::uint32_t>::max()) ++r.consecutive;
-  // A retry right after the attempt is not quiet; the next start resets this.
-  r.quiet_since = now + delay;
-  return delay;
+  return r.backoff.next(*r.spec.backoff, clock_->now(), rng_);
 }
 
 bool supervisor_impl::restart(pending_restart& p) {

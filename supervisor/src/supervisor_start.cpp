@@ -181,7 +181,7 @@ start_outcome supervisor_impl::start_incarnation(child_record& r, event_reason& 
   r.dev = l.id();
   r.status = child_status::running;
   r.run = run;
-  if (r.spec.backoff) r.quiet_since = clock_->now();
+  if (r.spec.backoff) r.backoff.started(clock_->now());
   by_device_.insert(r.dev, &r);
   return start_outcome::started;
 }
