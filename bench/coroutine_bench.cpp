@@ -25,6 +25,10 @@
 //                         as boost::system::system_error, as a plain `co_await
 //                         t.async_wait(deferred)` does: one throw, rethrown once per
 //                         coroutine level (compare floor_throw_catch).
+//   monitor_down_spawn_managed  as monitor_down_manage, the work run by spawn_managed instead
+//                         (one coroutine, the work's own; the device heard by a callback
+//                         receive): the same table, one frame less.
+//   monitor_down_spawn_managed_throwing  the same with the throwing work.
 //   bytes_per_device      heap bytes per live device (malloc's own accounting, mallinfo2,
 //                         over 100k live devices; counter `bytes_per_device`).
 //   bytes_per_waiting_coroutine  heap bytes per spawned device parked in async_receive
@@ -181,6 +185,24 @@ awaitable<void> monitor_down_manage_driver(benchmark::State& state) {
   }
 }
 
+template <bool Throwing>
+awaitable<void> monitor_down_spawn_managed_driver(benchmark::State& state) {
+  auto ex = co_await asio::this_coro::executor;
+  device mon;
+  for (auto _ : state) {
+    device d;
+    mon.link(d, link_mode::monitor);
+    auto l = d.line();
+    backplane::spawn_managed(ex, std::move(d), forever<Throwing>(),
+                             [](boost::system::result<void, backplane::crash<int>> r) {
+                               expect(!r && r.error().is_power_off());
+                             });
+    expect(l.send(backplane::shutdown{mon.id()}));
+    message m = co_await mon.async_receive(asio::deferred);
+    expect_clean_exit(m);
+  }
+}
+
 void spawn_exit(benchmark::State& state) { run_driver(state, spawn_exit_driver<asio::deferred_t>); }
 void spawn_exit_reactor(benchmark::State& state) {
   run_driver(state, spawn_exit_driver<asio::deferred_t>, true);
@@ -195,6 +217,12 @@ void monitor_down_manage(benchmark::State& state) {
 }
 void monitor_down_manage_throwing(benchmark::State& state) {
   run_driver(state, monitor_down_manage_driver<true>);
+}
+void monitor_down_spawn_managed(benchmark::State& state) {
+  run_driver(state, monitor_down_spawn_managed_driver<false>);
+}
+void monitor_down_spawn_managed_throwing(benchmark::State& state) {
+  run_driver(state, monitor_down_spawn_managed_driver<true>);
 }
 
 // --- memory ---
@@ -308,6 +336,8 @@ BENCHMARK(monitor_down)->Apply(bench::fixed_iterations);
 BENCHMARK(monitor_down_reactor)->Name("monitor_down/reactor")->Apply(bench::fixed_iterations);
 BENCHMARK(monitor_down_manage)->Apply(bench::fixed_iterations);
 BENCHMARK(monitor_down_manage_throwing)->Apply(bench::fixed_iterations);
+BENCHMARK(monitor_down_spawn_managed)->Apply(bench::fixed_iterations);
+BENCHMARK(monitor_down_spawn_managed_throwing)->Apply(bench::fixed_iterations);
 BENCHMARK(floor_co_spawn)->Apply(bench::fixed_iterations);
 BENCHMARK(floor_co_spawn_reactor)->Name("floor_co_spawn/reactor")->Apply(bench::fixed_iterations);
 BENCHMARK(floor_post_deferred)->Apply(bench::fixed_iterations);

@@ -3,6 +3,7 @@
 
 #include "reasons.hpp"
 
+#include <backplane/returned_error.hpp>
 #include <backplane/supervisor/detail/managed_launch.hpp>
 #include <backplane/supervisor/pool_errors.hpp>
 
@@ -24,6 +25,19 @@ std::string current_exception_type() {
 }
 }  // namespace
 
+void describe_returned(backplane::returned_error const& e, event_reason& out) {
+  out.kind = reason_kind::error;
+  switch (e.how()) {
+    case backplane::returned_error::kind::error_code:
+      out.error_category = e.category();
+      out.error_code = e.code();
+      out.message = e.message();
+      break;
+    case backplane::returned_error::kind::formatted: out.message = e.message(); break;
+    case backplane::returned_error::kind::opaque: out.error_type = e.type_name(); break;
+  }
+}
+
 event_reason exception_reason(std::exception_ptr const& e) {
   event_reason r;
   r.kind = reason_kind::exception;
@@ -38,6 +52,10 @@ event_reason exception_reason(std::exception_ptr const& e) {
       r.message = ex.what();
       r.job = ex.sequence();
       r.job_key = ex.key();
+    } catch (backplane::returned_error const& ex) {
+      // manage's (or spawn_managed's) work returned an error by value: the
+      // core describes it; the report gives the value, not an exception.
+      describe_returned(ex, r);
     } catch (std::exception const& ex) {
       r.exception_type = current_exception_type();
       r.message = ex.what();

@@ -3,6 +3,7 @@
 // event's typed reason. Private to src/.
 
 #include <backplane/message.hpp>
+#include <backplane/returned_error.hpp>
 #include <backplane/supervisor/events.hpp>
 
 #include <exception>
@@ -11,7 +12,12 @@
 
 namespace backplane::detail {
 
+/// An error returned by value, as the core described it (kind error).
+void describe_returned(backplane::returned_error const& e, event_reason& out);
+
 /// A thrown exception: its demangled type, and what() for a std::exception.
+/// A `returned_error` (the cause manage gives a work's returned error) is
+/// reported as the error it describes.
 [[nodiscard]] event_reason exception_reason(std::exception_ptr const& e);
 
 /// A child's exit as its device's disconnect says it. `killed`: the

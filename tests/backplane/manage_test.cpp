@@ -207,7 +207,22 @@ TEST(Manage, ErrorIsACrashHoldingTheValue) {
   ASSERT_TRUE(c.is_error());
   EXPECT_EQ(c.error_value(), (app_error{28, "no space"}));
   EXPECT_THROW((void)r->value->value(), crash_error);
-  EXPECT_EQ(observer.try_receive(), message(disconnected{subject_id, fault::error()}));
+  // Monitors hear the error described: a returned_error as the cause.
+  auto m = observer.try_receive();
+  ASSERT_TRUE(m);
+  auto const* gone = as_disconnected(*m);
+  ASSERT_TRUE(gone);
+  EXPECT_EQ(gone->sender, subject_id);
+  EXPECT_EQ(gone->fault, fault::error());
+  try {
+    ASSERT_TRUE(gone->cause);
+    std::rethrow_exception(gone->cause);
+  } catch (returned_error const& e) {
+    EXPECT_EQ(e.how(), returned_error::kind::opaque);
+    EXPECT_EQ(e.type_name(), "(anonymous namespace)::app_error");
+  } catch (...) {
+    ADD_FAILURE() << "the cause is " << describe(gone->cause);
+  }
 }
 
 asio::awaitable<void> manage_into(device d, asio::awaitable<work_result> w, bool part,
@@ -331,7 +346,10 @@ TEST(PartManage, SuccessReturnsTheDeviceForMore) {
   run_until_idle(ctx);
   ASSERT_TRUE(second->done);
   ASSERT_TRUE(second->value && second->value->has_error());
-  EXPECT_EQ(observer.try_receive(), message(disconnected{subject_id, fault::error()}));
+  auto heard = observer.try_receive();
+  ASSERT_TRUE(heard);
+  EXPECT_EQ(as_disconnected(*heard)->sender, subject_id);
+  EXPECT_EQ(as_disconnected(*heard)->fault, fault::error());
   EXPECT_FALSE(observer.try_receive());
 }
 

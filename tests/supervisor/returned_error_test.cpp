@@ -115,6 +115,36 @@ TEST_F(ReturnedError, AnythingElseIsItsTypeName) {
   EXPECT_EQ(to_string(r), "error: returned_error_test::opaque_error");
 }
 
+/// A run that co_awaits manage itself, whose work returns `error` in its
+/// first incarnation: the core's manage describes it in the disconnect.
+template <class E>
+child_spec run_manage_fails_once(std::string id, E error) {
+  return worker(std::move(id), [error](child_context& c) -> asio::awaitable<void> {
+    auto work = [](E e, bool fail) -> asio::awaitable<boost::system::result<void, E>> {
+      if (fail) co_return boost::system::result<void, E>(boost::system::in_place_error, e);
+      co_await forever();
+      co_return boost::system::result<void, E>();
+    };
+    (void)co_await manage(std::move(c.device), work(error, c.incarnation == 1));
+  });
+}
+
+TEST_F(ReturnedError, ARunUsingManageReportsTheValueToo) {
+  auto const s = reason_of(run_manage_fails_once("r", std::string("disk full")));
+  EXPECT_EQ(s.kind, reason_kind::error);
+  EXPECT_EQ(s.message, "disk full");
+  EXPECT_EQ(s.exception_type, "");
+  EXPECT_EQ(to_string(s), "error: disk full");
+  auto const e = reason_of(run_manage_fails_once(
+      "e", boost::system::errc::make_error_code(boost::system::errc::no_space_on_device)));
+  EXPECT_EQ(e.kind, reason_kind::error);
+  EXPECT_EQ(e.error_category, "generic");
+  EXPECT_EQ(e.error_code, ENOSPC);
+  EXPECT_EQ(e.message, std::strerror(ENOSPC));
+  auto const o = reason_of(run_manage_fails_once("o", opaque_error{}));
+  EXPECT_EQ(o.error_type, "returned_error_test::opaque_error");
+}
+
 TEST_F(ReturnedError, DescribedOnlyWhenSomeoneListens) {
   // No observer and a logger that is off: a crash costs no formatting.
   auto s = spec();

@@ -13,6 +13,8 @@
 #include <backplane/link_mode.hpp>
 #include <backplane/manage.hpp>
 #include <backplane/message.hpp>
+#include <backplane/returned_error.hpp>
 #include <backplane/spawn.hpp>
+#include <backplane/spawn_managed.hpp>
 #include <backplane/watch.hpp>
 #include <backplane/work.hpp>

@@ -9,6 +9,7 @@
 #include <backplane/device.hpp>
 #include <backplane/fault.hpp>
 #include <backplane/message.hpp>
+#include <backplane/returned_error.hpp>
 #include <backplane/watch.hpp>
 #include <backplane/work.hpp>
 
@@ -72,7 +73,8 @@ boost::asio::awaitable<manage_result_t<Part, T, E>, Executor> manage_loop(
             co_return R(boost::system::in_place_value, std::move(*res));
           }
         }
-        d.disconnect(fault::error());
+        // The cause says what the error was (described only if someone asks).
+        d.disconnect(fault::error(), make_returned_error(res.error()));
         co_return R(boost::system::in_place_error, crash<E>::error(res.error()));
       }
       if (r->is_panic()) {
@@ -117,8 +119,8 @@ boost::asio::awaitable<manage_result_t<Part, T, E>, Executor> manage_loop(
 ///
 /// - the work returns a value: returns the device (still connected, nobody
 ///   told) and the value;
-/// - the work returns an error: disconnects with `fault::error()`, returns
-///   `crash::error`;
+/// - the work returns an error: disconnects with `fault::error()` and a
+///   `returned_error` describing it as the cause, returns `crash::error`;
 /// - the work throws: disconnects with `fault::error()` and the exception as
 ///   the cause monitors receive, returns `crash::panic` holding it;
 /// - a monitored device disconnects with a fault: disconnects with

@@ -13,10 +13,11 @@ namespace backplane {
 
 /// A device we monitor has disconnected: cleanly when `fault` is empty,
 /// otherwise with that fault. `cause` is the exception behind a
-/// `fault::error()` when the device said what it was: `manage` and
-/// `part_manage` put the exception their work threw there, and so does a
-/// supervisor for a child's run that throws. Empty otherwise (an error
-/// returned by value, a drop, a cascade, a clean exit).
+/// `fault::error()` when the device said what it was: `manage`,
+/// `part_manage` and `spawn_managed` put the exception their work threw
+/// there, or a `returned_error` describing the error it returned by value;
+/// so does a supervisor for a child's run that throws. Empty otherwise (a
+/// drop, a cascade, a clean exit, a cancelled manage).
 struct disconnected {
   device_id sender;
   std::optional<backplane::fault> fault;
