@@ -132,11 +132,16 @@ void managed_run::cannot_listen(std::exception_ptr why) {
 }
 
 void managed_run::op_cancelled() {
-  if (finished_ || end_ != managed_outcome::running) return;
-  // As manage's own wait would: the crash holds the operation_aborted error
-  // and the disconnect is a plain fault::error().
-  end_ = managed_outcome::panic;
-  panic_ = std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted));
+  if (finished_) return;
+  if (end_ == managed_outcome::running) {
+    // As manage's own wait would: the crash holds the operation_aborted
+    // error and the disconnect is a plain fault::error().
+    end_ = managed_outcome::panic;
+    panic_ = std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted));
+  }
+  // Also when the end was already decided: the work, still running, is
+  // cancelled again (one that shrugged off the first cancellation gets
+  // another; a supervisor's kill after its shutdown request is that).
   cancel_work();
 }
 

@@ -138,7 +138,10 @@ TEST(Spawn, DeviceMovedIntoManageIsJudgedByManage) {
   run_until_idle(ctx);
   ASSERT_TRUE(crashed);
   EXPECT_TRUE(crashed->is_error());
-  EXPECT_EQ(monitor.try_receive(), message(disconnected{l.id(), fault::error()}));
+  auto m = monitor.try_receive();
+  ASSERT_TRUE(m && as_disconnected(*m));
+  EXPECT_EQ(as_disconnected(*m)->sender, l.id());
+  EXPECT_EQ(as_disconnected(*m)->fault, fault::error());  // the cause: manage's returned_error
   EXPECT_FALSE(monitor.try_receive()) << "spawn must not disconnect a device it no longer owns";
 }
 

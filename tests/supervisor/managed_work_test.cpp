@@ -260,7 +260,7 @@ TEST_F(ManagedWork, AStartFunctionMayHandTheDeviceToManage) {
   auto sup = start(std::move(s));
   w->end(ending::error);
   idle();
-  EXPECT_EQ(why(terminated()), "error");
+  EXPECT_EQ(why(terminated()), "error: 3");  // manage describes what the work returned
   EXPECT_EQ(info(sup, "w")->incarnation, 2u);
   EXPECT_FALSE(terminate_child(sup, "w"));  // manage hears the request: a clean stop
   EXPECT_EQ(w->log, (strings{"run", "end", "run", "cancelled"}));

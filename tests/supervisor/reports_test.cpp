@@ -120,9 +120,9 @@ TEST_F(Reports, ReasonsForEveryKindOfEnd) {
   std::map<std::string, event_reason> reason;
   for (auto const& e : of_kind(supervisor_event_kind::child_terminated))
     if (e.incarnation == 1) reason[e.child] = e.reason;
-  // manage does not say what its work returned: a run under manage reports
-  // the bare kind (a managed work reports the value: returned_error_test).
-  EXPECT_EQ(to_string(reason["err"]), "error");
+  // A run under part_manage reports what its work returned, as a managed
+  // work does (returned_error_test): the core describes it in the cause.
+  EXPECT_EQ(to_string(reason["err"]), "error: 7");
   EXPECT_EQ(to_string(reason["exc"]), "exception: std::runtime_error: boom");
   EXPECT_EQ(reason["cas"].kind, reason_kind::cascade);
   EXPECT_EQ(reason["cas"].cascade_from, dep_id);
@@ -186,7 +186,7 @@ TEST_F(Reports, GivingUpReadsRight) {
   auto const v = lines();
   ASSERT_FALSE(v.empty());
   EXPECT_EQ(v.back().rfind("critical|", 0), 0u) << v.back();
-  EXPECT_NE(v.back().find("event=intensity_exceeded reason=\"error\" restarts=\"4 > 3 in 5s\" "
+  EXPECT_NE(v.back().find("event=intensity_exceeded reason=\"error: 7\" restarts=\"4 > 3 in 5s\" "
                           "action=terminate"),
             std::string::npos)
       << v.back();
@@ -254,7 +254,7 @@ TEST_F(Reports, UserLoggerGetsOneLinePerDecision) {
   auto l = lines();
   ASSERT_EQ(l.size(), 2u) << out.str();
   EXPECT_EQ(l[0].rfind("error|supervisor=app child=a device=", 0), 0u) << l[0];
-  EXPECT_NE(l[0].find("event=child_terminated reason=\"error\" restarts=\"1 of 1 in 5s\" "
+  EXPECT_NE(l[0].find("event=child_terminated reason=\"error: 7\" restarts=\"1 of 1 in 5s\" "
                       "action=restart"),
             std::string::npos)
       << l[0];

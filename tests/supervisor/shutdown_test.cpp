@@ -203,7 +203,7 @@ TEST_F(Shutdown, ChildrenEndingOnTheirOwnAreNeitherRestartedNorWaitedFor) {
   auto term = of_kind(supervisor_event_kind::child_terminated);
   ASSERT_EQ(term.size(), 2u);
   EXPECT_EQ(term[0].child, "a");
-  EXPECT_EQ(why(term[0]), "error");
+  EXPECT_EQ(why(term[0]), "error: 7");
   EXPECT_EQ(decision(term[0]), "none (supervisor stopping)");
   EXPECT_EQ(term[1].child, "b");
   EXPECT_EQ(why(term[1]), "clean");

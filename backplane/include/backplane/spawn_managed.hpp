@@ -209,8 +209,11 @@ std::shared_ptr<managed_run> start_managed(
 /// the work is cancelled and finishes (a request made before the work first
 /// ran is held until it has), the device disconnects with a plain
 /// `fault::error()`, and `on_end` gets `crash::panic` holding a
-/// `boost::system::system_error(operation_aborted)`. After the end is decided
-/// (a message, `request_stop`, the work's own end) a request does nothing.
+/// `boost::system::system_error(operation_aborted)`. A request after the end
+/// was decided (a message, `request_stop`) but before the work finished
+/// cancels the work again and leaves the end as it was (where `manage`
+/// absorbs it): a caller can insist on a work that ignored the first
+/// cancellation. After the work has ended a request does nothing.
 ///
 /// Returns a `managed_work` handle. Throws what co_spawn throws (no memory):
 /// nothing runs then, and `d` is dropped.
