@@ -52,6 +52,24 @@ void validate(dynamic_supervisor_spec const& spec) {
         "backplane: dynamic supervisor '{}' has max_children = 0, so no child could ever start; "
         "leave it unset for no limit, or give the most children it may hold",
         spec.name));
+  // OTP's rules for simple_one_for_one (supervisor.erl rejects auto_shutdown
+  // for that strategy since OTP 27, and significant children without it).
+  if (spec.auto_shutdown != auto_shutdown::never)
+    throw std::invalid_argument(fmt::format(
+        "backplane: dynamic supervisor '{}' has auto_shutdown = {}; a dynamic supervisor "
+        "(OTP's simple_one_for_one, which rejects it too) does not end by its children's exits, "
+        "since children started on demand come and go by design. Leave it `never`; to end a "
+        "tree when its work is done, make the dynamic supervisor a significant transient child "
+        "of a supervisor_spec with auto_shutdown, and stop it (a shutdown request to its line) "
+        "when its work is done",
+        spec.name, to_string(spec.auto_shutdown)));
+  if (spec.significant)
+    throw std::invalid_argument(fmt::format(
+        "backplane: dynamic supervisor '{}' has significant children, which need auto_shutdown, "
+        "and a dynamic supervisor has none (as OTP's simple_one_for_one); leave `significant` "
+        "false, and mark the dynamic supervisor itself significant in its parent's "
+        "supervisor_spec if its end should end the tree",
+        spec.name));
   // The template's policies, checked as a child spec's.
   child_spec c;
   c.id = spec.child_name.empty() ? std::string("child") : spec.child_name;

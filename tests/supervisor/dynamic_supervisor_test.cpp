@@ -489,6 +489,61 @@ TEST_F(DynamicSupervisor, BadSpecsAreRejectedSayingWhatToDo) {
   EXPECT_THROW((void)dyn::start(ctx.get_executor(), t, children.fn()), std::invalid_argument);
 }
 
+// OTP's rules for simple_one_for_one (supervisor.erl, since OTP 27): a
+// dynamic supervisor has no auto_shutdown, so none of its children may be
+// significant; rejected whichever way it is started, saying what to do.
+TEST_F(DynamicSupervisor, AutoShutdownAndSignificantChildrenAreRejectedAsInOtp) {
+  for (auto a : {auto_shutdown::any_significant, auto_shutdown::all_significant}) {
+    auto s = dspec();
+    s.auto_shutdown = a;
+    try {
+      (void)dyn::start(ctx.get_executor(), s, children.fn());
+      FAIL() << "auto_shutdown = " << to_string(a) << " accepted";
+    } catch (std::invalid_argument const& e) {
+      std::string const what = e.what();
+      EXPECT_NE(what.find(std::string(to_string(a))), std::string::npos) << what;
+      EXPECT_NE(what.find("simple_one_for_one"), std::string::npos) << what;
+      EXPECT_NE(what.find("significant transient child"), std::string::npos) << what;
+    }
+    EXPECT_THROW((void)dyn::as_child("workers", s, children.fn()), std::invalid_argument);
+  }
+  auto g = dspec();
+  g.significant = true;
+  try {
+    (void)dyn::start(ctx.get_executor(), g, children.fn());
+    FAIL() << "significant children accepted";
+  } catch (std::invalid_argument const& e) {
+    EXPECT_NE(std::string(e.what()).find("need auto_shutdown"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW((void)dyn::as_child("workers", g, children.fn()), std::invalid_argument);
+}
+
+// What OTP allows instead: the dynamic supervisor itself as a significant
+// child, whose clean end (asked through its line) ends its parent cleanly.
+TEST_F(DynamicSupervisor, AsASignificantChildItsCleanEndShutsItsParentDown) {
+  std::optional<dyn> handle;
+  auto root = spec("app");
+  root.auto_shutdown = auto_shutdown::any_significant;
+  auto c = dyn::as_child("workers", dspec("unused"), children.fn(),
+                         [&](dyn h) { handle.emplace(std::move(h)); });
+  c.restart = restart_type::transient;
+  c.significant = true;
+  root.children.push_back(std::move(c));
+  auto sup = supervisor_fixture::start(root);
+  ASSERT_TRUE(handle);
+  must_start(*handle, 1);
+  children.end(1, ending::exception);  // a child's crash is restarted, as ever
+  idle();
+  EXPECT_FALSE(supervisor_fixture::ended(sup));
+  device asker;
+  ASSERT_TRUE(handle->line().request_shutdown(asker.id()));
+  idle();
+  auto e = supervisor_fixture::ended(sup);
+  ASSERT_TRUE(e) << "the parent did not shut down";
+  EXPECT_TRUE(e->auto_shutdown);
+  EXPECT_FALSE(e->fault);
+}
+
 TEST(DynamicSupervisorThreads, StartsAndTerminatesFromManyThreads) {
   boost::asio::io_context ctx(4);
   auto logger =

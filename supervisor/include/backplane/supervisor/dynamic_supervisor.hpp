@@ -6,6 +6,7 @@
 #include <backplane/device_id.hpp>
 #include <backplane/fault.hpp>
 #include <backplane/line.hpp>
+#include <backplane/supervisor/auto_shutdown.hpp>
 #include <backplane/supervisor/child_spec.hpp>
 #include <backplane/supervisor/clock.hpp>
 #include <backplane/supervisor/detail/reply.hpp>
@@ -47,6 +48,12 @@ struct dynamic_supervisor_spec {
   std::chrono::nanoseconds period = std::chrono::seconds(5);
   /// A start beyond this many children completes with pool_errc::max_children.
   std::size_t max_children = std::numeric_limits<std::size_t>::max();
+  /// Must stay `never`, as OTP requires of simple_one_for_one (since OTP 27):
+  /// children started on demand come and go by design, so their exits are no
+  /// sign that the supervisor's work is done. validate() rejects any other
+  /// value, saying what to do instead (the dynamic supervisor may itself be a
+  /// significant child of a supervisor_spec with auto_shutdown).
+  backplane::auto_shutdown auto_shutdown = backplane::auto_shutdown::never;
 
   // --- the children's policies (one template, so one set) ---
   std::string child_name = "child";  ///< the `child` field of their reports
@@ -54,6 +61,9 @@ struct dynamic_supervisor_spec {
   shutdown_policy shutdown = shutdown_policy::timeout(std::chrono::seconds(5));
   child_kind kind = child_kind::worker;
   std::optional<backoff_policy> backoff{};
+  /// Must stay false: significant children need auto_shutdown, which a
+  /// dynamic supervisor does not have (see above; OTP rejects both).
+  bool significant = false;
 
   // --- options, as supervisor_spec's (inherited from a parent supervisor when empty) ---
   std::shared_ptr<supervisor_clock> clock{};
@@ -64,8 +74,9 @@ struct dynamic_supervisor_spec {
 };
 
 /// Throws std::invalid_argument saying what is wrong and what to do: an empty
-/// name or one with '/', a period that is not positive, max_children == 0, a
-/// negative shutdown timeout, a nonsensical backoff.
+/// name or one with '/', a period that is not positive, max_children == 0,
+/// auto_shutdown other than `never`, significant children, a negative
+/// shutdown timeout, a nonsensical backoff.
 void validate(dynamic_supervisor_spec const& spec);
 
 /// One row of `which_children`.
