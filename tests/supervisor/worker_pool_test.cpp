@@ -247,6 +247,41 @@ TEST_F(WorkerPool, CrashMidJobAnswersJobCrashedAndRestartsTheWorker) {
   expect_identity(stop_pool(p));
 }
 
+// The crash is described where the job's frame catches it (no rethrow to
+// describe it): the same words as backplane::describe, for a std::exception
+// by its dynamic type, and for anything else by its type alone.
+TEST_F(WorkerPool, CrashTextNamesTheThrownTypeAsDescribeDoes) {
+  auto p = start_pool(pspec(1));
+  auto derived = submit(p, []() -> job_t {
+    throw std::out_of_range("row 9");
+    co_return 0;
+  }());
+  auto other = submit(p, []() -> job_t {
+    throw 42;
+    co_return 0;
+  }());
+  idle();
+  ASSERT_EQ(derived->calls, 1);
+  ASSERT_EQ(other->calls, 1);
+  try {
+    std::rethrow_exception(derived->e);
+  } catch (job_crashed const& c) {
+    EXPECT_STREQ(c.what(), "job #1 crashed: std::out_of_range: row 9");
+    EXPECT_EQ(describe(c.cause()), "std::out_of_range: row 9");
+  }
+  try {
+    std::rethrow_exception(other->e);
+  } catch (job_crashed const& c) {
+    EXPECT_STREQ(c.what(), "job #2 crashed: int");
+    EXPECT_EQ(describe(c.cause()), "int");
+  }
+  auto s = p.stats();
+  EXPECT_EQ(s.crashed, 2u);
+  EXPECT_EQ(s.restarts, 2u);
+  expect_identity(s);
+  expect_identity(stop_pool(p));
+}
+
 TEST_F(WorkerPool, KeyedCrashReportNamesTheKey) {
   auto p = start_pool(pspec(2));
   auto a = submit(p, job_key("user-7"), throw_job("bad row"));
