@@ -640,6 +640,29 @@ TEST(SpawnManagedBorrowed, ADeviceTheWorkTookIsLeftToItsNewOwner) {
   EXPECT_FALSE(c.observer.try_receive());
 }
 
+TEST(SpawnManagedBorrowed, ADeviceTakenBeforeTheCallIsLeftToItsOwner) {
+  // The work was made by handing the device to manage (a supervisor's start
+  // function may do so): nothing to listen to, nothing to disconnect. The
+  // work is manage's, so its error type is manage's crash.
+  cast c;
+  auto inner = [](int v) -> asio::awaitable<work_result> {
+    co_return work_result(boost::system::in_place_value, v);
+  };
+  std::optional<int> got;
+  auto h = spawn_managed(c.ctx.get_executor(), std::ref(c.subject),
+                         manage(std::move(c.subject), inner(2)),
+                         [&](boost::system::result<int, crash<crash<std::string>>> r) {
+                           ASSERT_TRUE(r.has_value());
+                           got = *r;
+                         });
+  EXPECT_FALSE(h.line().valid());
+  run_until_idle(c.ctx);
+  EXPECT_EQ(got, 2);
+  EXPECT_EQ(c.observer.try_receive(), message(disconnected{c.subject_id, std::nullopt}))
+      << "manage's own clean end, once";
+  EXPECT_FALSE(c.observer.try_receive());
+}
+
 TEST(Manage, AnErrorReturnedByValueIsDescribedInTheCause) {
   asio::io_context ctx;
   device subject;

@@ -233,13 +233,15 @@ managed_work spawn_managed(Ex const& ex, device d,
 /// address, until `on_end` has run (or the execution context is destroyed).
 /// The work may use it meanwhile (link, hand out lines), as a supervisor's
 /// child does through its context. If the work takes it (moves it away, say
-/// into `manage`), the run neither listens to it nor disconnects it: its new
-/// owner decides, and `on_end` gets the work's own outcome.
+/// into `manage`), even before this call, the run neither listens to it nor
+/// disconnects it: its new owner decides, and `on_end` gets the work's own
+/// outcome (the handle's line is then empty).
 template <class Ex, class T, class E, class AwEx, class Handler>
 managed_work spawn_managed(Ex const& ex, std::reference_wrapper<device> d,
                            boost::asio::awaitable<boost::system::result<T, E>, AwEx> work,
                            Handler&& on_end) {
-  backplane::line l = d.get().line();
+  // Taken already (moved into manage by whoever made the work): no line.
+  backplane::line l = d.get().valid() ? d.get().line() : backplane::line();
   return managed_work(
       detail::start_managed<T, E>(ex, d, std::move(work), std::forward<Handler>(on_end)),
       std::move(l));
