@@ -47,6 +47,9 @@ struct managed_listener {
 /// In the end handler's cancellation slot. Holds a plain pointer: the run
 /// clears the slot before it completes or is destroyed.
 struct managed_op_cancel {
+  // A constructor, not an aggregate: the slot builds it with parentheses,
+  // which clang 14 does not take for aggregates.
+  explicit managed_op_cancel(managed_run* r) noexcept : run(r) {}
   managed_run* run;
   void operator()(asio::cancellation_type type) const {
     if (type != asio::cancellation_type::none) run->op_cancelled();
