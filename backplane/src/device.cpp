@@ -16,14 +16,14 @@ device::device() : state_(detail::create_state()) {}
 
 device& device::operator=(device&& o) noexcept {
   if (this != &o) {
-    if (state_) detail::disconnect(state_.get(), fault::drop());
+    if (state_) detail::disconnect_and_release(state_.detach(), fault::drop());
     state_ = std::move(o.state_);
   }
   return *this;
 }
 
 device::~device() {
-  if (state_) detail::disconnect(state_.get(), fault::drop());
+  if (state_) detail::disconnect_and_release(state_.detach(), fault::drop());
 }
 
 detail::state_header* device::checked() const {
@@ -45,7 +45,13 @@ void device::unlink(device& other, link_mode mode) {
 }
 
 boost::system::error_code device::link_line(backplane::line const& other, link_mode mode) {
-  return detail::link_lines(checked(), other.checked(), mode);
+  return detail::link_lines(checked(), other.checked(), mode, true);
+}
+
+boost::system::error_code device::link_line(backplane::line&& other, link_mode mode) {
+  detail::state_header* self = checked();
+  (void)other.checked();
+  return detail::link_line_adopting(self, std::move(other.state_), mode);
 }
 
 void device::unlink_line(backplane::line const& other, link_mode mode) {
@@ -61,13 +67,13 @@ std::size_t device::link_count() const { return detail::link_count(checked()); }
 std::optional<message> device::try_receive() { return detail::try_receive(checked()); }
 
 void device::disconnect(std::optional<fault> f) {
-  detail::disconnect(checked(), f);
-  state_ = detail::state_ref();
+  (void)checked();
+  detail::disconnect_and_release(state_.detach(), f);
 }
 
 void device::disconnect(fault f, std::exception_ptr cause) {
-  detail::disconnect(checked(), f, cause);
-  state_ = detail::state_ref();
+  (void)checked();
+  detail::disconnect_and_release(state_.detach(), f, cause);
 }
 
 }  // namespace backplane

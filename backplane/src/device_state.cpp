@@ -37,33 +37,38 @@ void complete(waiter* w, boost::system::error_code ec = {}) noexcept {
   if (w) w->complete(w, ec);
 }
 
-/// Locks two distinct states in address order.
+/// Locks two distinct states in address order, or only the one of them that
+/// another thread may reach (see sole_ref): a device linked to a fresh device
+/// of its own owner's takes no lock at all.
 class pair_lock {
  public:
-  pair_lock(device_state* a, device_state* b) noexcept
-      : first_(a < b ? a : b), second_(a < b ? b : a) {
-    first_->mu.lock();
-    second_->mu.lock();
+  pair_lock(device_state* a, bool lock_a, device_state* b, bool lock_b) noexcept
+      : first_(lock_a ? &a->mu : nullptr), second_(lock_b ? &b->mu : nullptr) {
+    if (first_ && second_ && second_ < first_) std::swap(first_, second_);
+    if (first_) first_->lock();
+    if (second_) second_->lock();
   }
   ~pair_lock() {
-    second_->mu.unlock();
-    first_->mu.unlock();
+    if (second_) second_->unlock();
+    if (first_) first_->unlock();
   }
   pair_lock(pair_lock const&) = delete;
   pair_lock& operator=(pair_lock const&) = delete;
 
  private:
-  device_state* first_;
-  device_state* second_;
+  spin_mutex* first_;
+  spin_mutex* second_;
 };
 
-void add_bits(device_state* s, device_state* peer, std::uint8_t bits) {
-  std::uint8_t* b = s->links.find(peer);
-  if (!b) {
-    b = s->links.insert(peer);
-    add_ref(peer);
+/// Counts the reference a new link entry holds on `s`. `alone`: the caller
+/// holds the only other reference (sole_ref), so nobody else reads or writes
+/// the count and a plain store does what a locked increment would.
+void count_link_ref(device_state* s, bool alone) noexcept {
+  if (alone) {
+    s->refs.store(s->refs.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  } else {
+    add_ref(s);
   }
-  *b |= bits;
 }
 
 /// Clears `bits`; returns the peer if its entry went away (release it).
@@ -81,23 +86,40 @@ void check_distinct(state_header* a, state_header* b, char const* what) {
 }
 
 /// Both halves or neither: if the second half cannot be added (std::bad_alloc
-/// growing b's table), the first is undone, so that no link is one-sided.
-void do_link(device_state* a, device_state* b, link_mode mode) {
+/// growing b's table), the first is undone, so that no link is one-sided. The
+/// references are counted only once both entries exist. Both states are
+/// locked, or alone (`a_alone`, `b_alone`: see count_link_ref). `b_given`:
+/// the caller hands over a reference to b for a's new entry; returns whether
+/// it was used (else the caller releases it).
+bool do_link(device_state* a, bool a_alone, device_state* b, bool b_alone, link_mode mode,
+             bool b_given = false) {
   auto bits = static_cast<std::uint8_t>(mode);
   auto back = static_cast<std::uint8_t>(reversed(mode));
-  std::uint8_t const* had = a->links.find(b);
-  std::uint8_t const before = had ? *had : 0;
-  add_bits(a, b, bits);
-  try {
-    add_bits(b, a, back);
-  } catch (...) {
-    if (before != 0) {
-      *a->links.find(b) = before;
-    } else if (state_header* gone = a->links.erase(b)) {
-      release(gone);  // b is alive (the caller holds it): never the last reference
+  std::uint8_t* ab = a->links.find(b);
+  std::uint8_t* ba = b->links.find(a);
+  bool const new_ab = ab == nullptr;
+  bool const new_ba = ba == nullptr;
+  if (new_ab) ab = a->links.insert(b);  // may throw: nothing has changed yet
+  if (new_ba) {
+    try {
+      ba = b->links.insert(a);
+    } catch (...) {
+      if (new_ab) (void)a->links.erase(b);  // its reference was not counted yet
+      throw;
     }
-    throw;
   }
+  *ab |= bits;
+  *ba |= back;
+  if (new_ab && !b_given) count_link_ref(b, b_alone);
+  if (new_ba) count_link_ref(a, a_alone);
+  return new_ab && b_given;
+}
+
+/// Releases `n` references to `s` at once.
+void release_n(device_state* s, std::uint32_t n) noexcept {
+  if (s->refs.load(std::memory_order_acquire) == n ||
+      s->refs.fetch_sub(n, std::memory_order_acq_rel) == n)
+    destroy_state(s);
 }
 
 }  // namespace
@@ -106,33 +128,52 @@ state_header* create_state() { return new device_state(device_id::next()); }
 
 void destroy_state(state_header* s) noexcept { delete full(s); }
 
-void disconnect(state_header* h, std::optional<fault> f, std::exception_ptr const& cause) noexcept {
-  device_state* s = full(h);
+namespace {
+
+/// Nobody else can reach `s`: every link, line, wait and bound work holds a
+/// reference, and no context lists it. So it has no link to tear down and no
+/// waiter, and nobody can see it disconnect: it can just go.
+bool alone(device_state* s) noexcept {
+  return sole_ref(s) && s->service.load(std::memory_order_acquire) == nullptr;
+}
+
+/// disconnect_and_release when others may see `s`; `cause` may be null.
+[[gnu::noinline]] void disconnect_shared(device_state* s, std::optional<fault> const& f,
+                                         std::exception_ptr const* cause) noexcept {
   link_vector links;
   waiter* w = nullptr;
+  bool was_connected;
   {
     std::lock_guard lock(s->mu);
-    if (!s->connected) return;
-    s->connected = false;
-    if (s->links.size() != 0) links = s->links.take();
-    w = std::exchange(s->parked, nullptr);
-    s->inbox.clear();
+    was_connected = s->connected;
+    if (was_connected) {
+      s->connected = false;
+      if (s->links.size() != 0) s->links.take(links);
+      w = std::exchange(s->parked, nullptr);
+      s->inbox.clear();
+    }
+  }
+  if (!was_connected) {
+    release_n(s, 1);
+    return;
   }
   waiter_service::delist(s);
   // A callback-style receive left pending by an owner that now disconnects.
   complete(w, boost::asio::error::operation_aborted);
+  // The caller's reference, and each peer's on s as its entry goes: released
+  // together at the end.
+  std::uint32_t ours = 1;
   for (link_entry& e : links) {
     device_state* peer = full(e.peer);
     waiter* woken = nullptr;
-    state_header* our_entry;
     {
       std::lock_guard lock(peer->mu);
-      our_entry = peer->links.erase(s);
+      if (peer->links.erase(s)) ++ours;
       if ((e.bits & notify_bit) && peer->connected) {
         // A second pending message grows the mailbox; failing, this
         // notification could only be lost: the documented end.
         try {
-          peer->inbox.push(disconnected{s->id, f, cause});
+          peer->inbox.push(disconnected{s->id, f, cause ? *cause : std::exception_ptr()});
         } catch (...) {
           fatal("out of memory queueing a disconnect notification");
         }
@@ -140,8 +181,29 @@ void disconnect(state_header* h, std::optional<fault> f, std::exception_ptr cons
       }
     }
     complete(woken);
-    if (our_entry) release(our_entry);
     release(peer);
+  }
+  release_n(s, ours);
+}
+
+}  // namespace
+
+void disconnect_and_release(state_header* h, std::optional<fault> f) noexcept {
+  device_state* s = full(h);
+  if (alone(s)) {
+    destroy_state(s);
+  } else {
+    disconnect_shared(s, f, nullptr);
+  }
+}
+
+void disconnect_and_release(state_header* h, std::optional<fault> f,
+                            std::exception_ptr const& cause) noexcept {
+  device_state* s = full(h);
+  if (alone(s)) {
+    destroy_state(s);
+  } else {
+    disconnect_shared(s, f, &cause);
   }
 }
 
@@ -149,19 +211,49 @@ void link(state_header* self, state_header* other, link_mode mode) {
   check_distinct(self, other, "device::link");
   device_state* a = full(self);
   device_state* b = full(other);
-  pair_lock lock(a, b);
-  do_link(a, b, mode);
+  // Both are devices of the caller's: one it holds alone no other thread can touch.
+  bool const a_alone = sole_ref(a);
+  bool const b_alone = sole_ref(b);
+  pair_lock lock(a, !a_alone, b, !b_alone);
+  do_link(a, a_alone, b, b_alone, mode);
 }
 
-boost::system::error_code link_lines(state_header* self, state_header* other, link_mode mode) {
+boost::system::error_code link_lines(state_header* self, state_header* other, link_mode mode,
+                                     bool self_owned) {
   check_distinct(self, other, "link_line");
   device_state* a = full(self);
   device_state* b = full(other);
-  pair_lock lock(a, b);
+  // Through a line, a sole reference proves nothing: other threads may call
+  // the same line object (its members are thread-safe). Only a device is ours.
+  bool const a_alone = self_owned && sole_ref(a);
+  pair_lock lock(a, !a_alone, b, true);
   if (!a->connected) return link_error::device_down;
   if (!b->connected) return link_error::link_down;
-  do_link(a, b, mode);
+  do_link(a, a_alone, b, false, mode);
   return {};
+}
+
+boost::system::error_code link_line_adopting(state_header* self, state_ref other, link_mode mode) {
+  check_distinct(self, other.get(), "link_line");
+  device_state* a = full(self);
+  device_state* b = full(other.get());
+  bool const a_alone = sole_ref(a);  // a is the caller's device
+  boost::system::error_code ec;
+  bool used = false;
+  {
+    pair_lock lock(a, !a_alone, b, true);
+    if (!a->connected) {
+      ec = link_error::device_down;
+    } else if (!b->connected) {
+      ec = link_error::link_down;
+    } else {
+      used = do_link(a, a_alone, b, false, mode, true);
+    }
+  }
+  // A new entry keeps the reference; otherwise it goes with `other`, after
+  // the locks (it may be the last).
+  if (used) (void)other.detach();
+  return ec;
 }
 
 void unlink(state_header* self, state_header* other, link_mode mode) noexcept {
@@ -171,7 +263,7 @@ void unlink(state_header* self, state_header* other, link_mode mode) noexcept {
   state_header* gone_a;
   state_header* gone_b;
   {
-    pair_lock lock(a, b);
+    pair_lock lock(a, true, b, true);
     gone_a = remove_bits(a, b, static_cast<std::uint8_t>(mode));
     gone_b = remove_bits(b, a, static_cast<std::uint8_t>(reversed(mode)));
   }
@@ -194,6 +286,8 @@ bool send(state_header* h, message m) {
 
 std::optional<message> try_receive(state_header* h) {
   device_state* s = full(h);
+  // Only the owner receives; alone, nobody can send to it concurrently.
+  if (sole_ref(s)) return s->inbox.pop();
   std::lock_guard lock(s->mu);
   return s->inbox.pop();
 }

@@ -22,7 +22,7 @@ struct device_state : state_header {
   // Memory from a per-thread cache (state_cache.hpp): a device costs no malloc in the
   // steady state.
   static void* operator new(std::size_t size) { return allocate_state_block(size); }
-  static void operator delete(void* p, std::size_t size) noexcept { free_state_block(p, size); }
+  static void operator delete(void* p) noexcept { free_state_block(p); }
 
   spin_mutex mu;
   bool connected = true;

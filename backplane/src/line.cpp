@@ -19,7 +19,7 @@ bool line::connected() const { return detail::connected(checked()); }
 bool line::send(message m) const { return detail::send(checked(), std::move(m)); }
 
 boost::system::error_code line::link_line(line const& other, link_mode mode) const {
-  return detail::link_lines(checked(), other.checked(), mode);
+  return detail::link_lines(checked(), other.checked(), mode, false);
 }
 
 void line::unlink_line(line const& other, link_mode mode) const {

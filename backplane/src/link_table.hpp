@@ -11,7 +11,6 @@
 #include <cstring>
 #include <memory>
 #include <utility>
-#include <vector>
 
 namespace backplane::detail {
 
@@ -20,7 +19,8 @@ struct link_entry {
   std::uint8_t bits;
 };
 
-/// A vector of entries with two inline slots.
+/// A vector of entries with two inline slots. `data_` points at the inline
+/// slots or at the heap, so that reaching an entry costs no branch.
 class link_vector {
  public:
   link_vector() noexcept = default;
@@ -34,51 +34,60 @@ class link_vector {
   }
   link_vector(link_vector const&) = delete;
   link_vector& operator=(link_vector const&) = delete;
-  ~link_vector() { free_heap(); }
+  ~link_vector() {
+    if (on_heap()) delete[] data_;
+  }
 
   [[nodiscard]] std::uint32_t size() const noexcept { return size_; }
-  [[nodiscard]] link_entry* data() noexcept { return heap_ ? heap_ : inline_; }
-  [[nodiscard]] link_entry const* data() const noexcept { return heap_ ? heap_ : inline_; }
-  [[nodiscard]] link_entry& operator[](std::uint32_t i) noexcept { return data()[i]; }
-  [[nodiscard]] link_entry const& operator[](std::uint32_t i) const noexcept { return data()[i]; }
-  link_entry* begin() noexcept { return data(); }
-  link_entry* end() noexcept { return data() + size_; }
+  [[nodiscard]] link_entry* data() noexcept { return data_; }
+  [[nodiscard]] link_entry const* data() const noexcept { return data_; }
+  [[nodiscard]] link_entry& operator[](std::uint32_t i) noexcept { return data_[i]; }
+  [[nodiscard]] link_entry const& operator[](std::uint32_t i) const noexcept { return data_[i]; }
+  link_entry* begin() noexcept { return data_; }
+  link_entry* end() noexcept { return data_ + size_; }
 
   void push_back(link_entry e) {
-    if (size_ == capacity()) grow();
-    data()[size_++] = e;
+    if (size_ == capacity_) grow();
+    data_[size_++] = e;
   }
+  [[nodiscard]] bool has_room() const noexcept { return size_ != capacity_; }
+  void push_back_unchecked(link_entry e) noexcept { data_[size_++] = e; }
   void pop_back() noexcept { --size_; }
   void clear() noexcept { size_ = 0; }
 
  private:
   static constexpr std::uint32_t inline_capacity = 2;
-  [[nodiscard]] std::uint32_t capacity() const noexcept {
-    return heap_ ? heap_cap_ : inline_capacity;
-  }
+  [[nodiscard]] bool on_heap() const noexcept { return data_ != inline_; }
   void grow() {
-    std::uint32_t cap = capacity() * 2;
+    std::uint32_t cap = capacity_ * 2;
     auto* fresh = new link_entry[cap];
-    std::memcpy(fresh, data(), size_ * sizeof(link_entry));
+    std::memcpy(fresh, data_, size_ * sizeof(link_entry));
     free_heap();
-    heap_ = fresh;
-    heap_cap_ = cap;
+    data_ = fresh;
+    capacity_ = cap;
   }
   void free_heap() noexcept {
-    delete[] heap_;
-    heap_ = nullptr;
+    if (on_heap()) delete[] data_;
+    data_ = inline_;
+    capacity_ = inline_capacity;
   }
   void steal(link_vector& o) noexcept {
     size_ = o.size_;
-    heap_ = std::exchange(o.heap_, nullptr);
-    heap_cap_ = o.heap_cap_;
-    if (!heap_) std::memcpy(inline_, o.inline_, sizeof(inline_));
+    capacity_ = o.capacity_;
+    if (o.on_heap()) {
+      data_ = o.data_;
+    } else {
+      std::memcpy(inline_, o.inline_, sizeof(inline_));
+      data_ = inline_;
+    }
+    o.data_ = o.inline_;
+    o.capacity_ = inline_capacity;
     o.size_ = 0;
   }
 
-  link_entry* heap_ = nullptr;
+  link_entry* data_ = inline_;
   std::uint32_t size_ = 0;
-  std::uint32_t heap_cap_ = 0;
+  std::uint32_t capacity_ = inline_capacity;
   link_entry inline_[inline_capacity];
 };
 
@@ -86,7 +95,7 @@ class link_table {
  public:
   /// The bits for `peer`, or null.
   [[nodiscard]] std::uint8_t* find(state_header* peer) noexcept {
-    if (index_.empty()) {
+    if (!index_) {
       for (auto& e : entries_)
         if (e.peer == peer) return &e.bits;
       return nullptr;
@@ -99,10 +108,51 @@ class link_table {
   /// entry, has already counted the reference. Precondition: not present.
   /// Strong guarantee: if it throws (std::bad_alloc), the table is as it was.
   std::uint8_t* insert(state_header* peer) {
+    // Inline: a free slot of a table without an index (a device's first links).
+    if (!index_ && entries_.has_room()) {
+      entries_.push_back_unchecked(link_entry{peer, 0});
+      return &entries_[entries_.size() - 1].bits;
+    }
+    return insert_growing(peer);
+  }
+
+  /// Removes `peer` if present and returns it (the caller releases the
+  /// reference), or null.
+  state_header* erase(state_header* peer) noexcept {
+    if (index_) return erase_indexed(peer);
+    std::uint32_t const n = entries_.size();
+    std::uint32_t pos = 0;
+    while (pos < n && entries_[pos].peer != peer) ++pos;
+    if (pos == n) return nullptr;
+    entries_[pos] = entries_[n - 1];
+    entries_.pop_back();
+    return peer;
+  }
+
+  [[nodiscard]] std::uint32_t size() const noexcept { return entries_.size(); }
+
+  template <class F>
+  void for_each(F&& f) {
+    for (auto& e : entries_) f(e);
+  }
+
+  /// Moves every entry into `out` (empty), leaving the table empty.
+  void take(link_vector& out) noexcept {
+    if (index_) {
+      index_.reset();
+      index_size_ = 0;
+    }
+    out = std::move(entries_);
+  }
+
+ private:
+  static constexpr std::uint32_t linear_limit = 8;
+
+  [[gnu::noinline]] std::uint8_t* insert_growing(state_header* peer) {
     entries_.push_back(link_entry{peer, 0});
     try {
-      if (!index_.empty()) {
-        if ((entries_.size() + 1) * 2 > index_.size()) {
+      if (index_) {
+        if ((entries_.size() + 1) * 2 > index_size_) {
           rebuild();
         } else {
           index_[probe(peer)] = entries_.size();
@@ -118,52 +168,27 @@ class link_table {
     return &entries_[entries_.size() - 1].bits;
   }
 
-  /// Removes `peer` if present and returns it (the caller releases the
-  /// reference), or null.
-  state_header* erase(state_header* peer) noexcept {
-    std::uint32_t pos;
-    if (index_.empty()) {
-      pos = 0;
-      while (pos < entries_.size() && entries_[pos].peer != peer) ++pos;
-      if (pos == entries_.size()) return nullptr;
-    } else {
-      std::size_t slot = probe(peer);
-      if (!index_[slot]) return nullptr;
-      pos = index_[slot] - 1;
-      remove_slot(slot);
-    }
+  [[gnu::noinline]] state_header* erase_indexed(state_header* peer) noexcept {
+    std::size_t slot = probe(peer);
+    if (!index_[slot]) return nullptr;
+    std::uint32_t pos = index_[slot] - 1;
+    remove_slot(slot);
     std::uint32_t last = entries_.size() - 1;
     if (pos != last) {
       entries_[pos] = entries_[last];
-      if (!index_.empty()) index_[probe(entries_[pos].peer)] = pos + 1;
+      index_[probe(entries_[pos].peer)] = pos + 1;
     }
     entries_.pop_back();
     return peer;
   }
 
-  [[nodiscard]] std::uint32_t size() const noexcept { return entries_.size(); }
-
-  template <class F>
-  void for_each(F&& f) {
-    for (auto& e : entries_) f(e);
-  }
-
-  /// Moves every entry out, leaving the table empty.
-  [[nodiscard]] link_vector take() noexcept {
-    if (index_.capacity() != 0) std::vector<std::uint32_t>().swap(index_);
-    return std::move(entries_);
-  }
-
- private:
-  static constexpr std::uint32_t linear_limit = 8;
-
   [[nodiscard]] std::size_t hash(state_header* p) const noexcept {
     auto v = reinterpret_cast<std::uintptr_t>(p) * 0x9E3779B97F4A7C15ULL;
-    return static_cast<std::size_t>(v >> 32) & (index_.size() - 1);
+    return static_cast<std::size_t>(v >> 32) & (index_size_ - 1);
   }
   /// The slot holding `peer`, or the empty slot where it would go.
   [[nodiscard]] std::size_t probe(state_header* peer) const noexcept {
-    std::size_t mask = index_.size() - 1;
+    std::size_t mask = index_size_ - 1;
     for (std::size_t i = hash(peer);; i = (i + 1) & mask) {
       std::uint32_t v = index_[i];
       if (v == 0 || entries_[v - 1].peer == peer) return i;
@@ -172,13 +197,14 @@ class link_table {
   void rebuild() {
     std::size_t cap = 16;
     while (cap < entries_.size() * 4) cap *= 2;
-    std::vector<std::uint32_t> fresh(cap, 0);  // may throw: the old index stays
-    index_.swap(fresh);
+    auto fresh = std::make_unique<std::uint32_t[]>(cap);  // zeroed; may throw: the old index stays
+    index_ = std::move(fresh);
+    index_size_ = cap;
     for (std::uint32_t i = 0; i < entries_.size(); ++i) index_[probe(entries_[i].peer)] = i + 1;
   }
   /// Backward-shift deletion keeps probe chains unbroken without tombstones.
   void remove_slot(std::size_t hole) noexcept {
-    std::size_t mask = index_.size() - 1;
+    std::size_t mask = index_size_ - 1;
     index_[hole] = 0;
     for (std::size_t i = (hole + 1) & mask; index_[i]; i = (i + 1) & mask) {
       std::size_t home = hash(entries_[index_[i] - 1].peer);
@@ -193,7 +219,8 @@ class link_table {
   }
 
   link_vector entries_;
-  std::vector<std::uint32_t> index_;  // 1-based positions in entries_; 0 = empty
+  std::unique_ptr<std::uint32_t[]> index_;  // 1-based positions in entries_; 0 = empty
+  std::size_t index_size_ = 0;              // a power of two, or 0 without an index
 };
 
 }  // namespace backplane::detail

@@ -6,56 +6,38 @@ namespace backplane::detail {
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr std::size_t cache_capacity = 0;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr std::size_t cache_capacity = 0;
-#else
-constexpr std::size_t cache_capacity = 16;
-#endif
-#else
-constexpr std::size_t cache_capacity = 16;
-#endif
-
-/// Blocks of one size (device states have one). Freed at thread exit.
-class block_cache {
- public:
-  block_cache() = default;
-  block_cache(block_cache const&) = delete;
-  block_cache& operator=(block_cache const&) = delete;
-  ~block_cache() {
-    while (count_ != 0) ::operator delete(blocks_[--count_]);
+/// Gives the thread's blocks back when the thread exits, and closes its cache, so that a
+/// state freed later in the exit (by another thread_local's destructor) is freed, not kept.
+struct reaper {
+  reaper() = default;
+  reaper(reaper const&) = delete;
+  reaper& operator=(reaper const&) = delete;
+  ~reaper() {
+    state_block_cache& c = this_thread_state_blocks();
+    c.reaper = state_block_cache::closed;
+    while (c.count != 0) ::operator delete(c.blocks[--c.count]);
   }
-
-  void* take() noexcept { return count_ != 0 ? blocks_[--count_] : nullptr; }
-  bool keep(void* p) noexcept {
-    if (count_ == cache_capacity) return false;
-    blocks_[count_++] = p;
-    return true;
-  }
-
- private:
-  void* blocks_[cache_capacity == 0 ? 1 : cache_capacity];
-  std::size_t count_ = 0;
 };
-
-thread_local block_cache cache;
 
 }  // namespace
 
-void* allocate_state_block(std::size_t size) {
-  if constexpr (cache_capacity != 0) {
-    if (void* p = cache.take()) return p;
-  }
-  return ::operator new(size);
-}
+void* allocate_state_block_slow(std::size_t size) { return ::operator new(size); }
 
-void free_state_block(void* p, std::size_t size) noexcept {
-  if constexpr (cache_capacity != 0) {
-    if (cache.keep(p)) return;
+void free_state_block_slow(void* p) noexcept {
+  if constexpr (state_cache_capacity != 0) {
+    state_block_cache& c = this_thread_state_blocks();
+    if (c.reaper == state_block_cache::unarmed) {
+      // Constructing the thread_local registers its destructor for this thread's exit
+      // (the first time only; it cannot fail after the thread's first registration).
+      thread_local reaper r;
+      (void)r;
+      c.reaper = state_block_cache::armed;
+      if (c.count != state_cache_capacity) {
+        c.blocks[c.count++] = p;
+        return;
+      }
+    }
   }
-  (void)size;
   ::operator delete(p);
 }
 

@@ -31,8 +31,16 @@ struct state_header {
 void destroy_state(state_header* s) noexcept;
 
 inline void add_ref(state_header* s) noexcept { s->refs.fetch_add(1, std::memory_order_relaxed); }
+/// True when the caller holds the only reference: then no line, link, wait or
+/// work refers to the state, nobody else can reach it, and nobody can make a
+/// new reference but the caller. The acquire pairs with the release of the
+/// last other reference, so everything its holder did is visible.
+[[nodiscard]] inline bool sole_ref(state_header const* s) noexcept {
+  return s->refs.load(std::memory_order_acquire) == 1;
+}
 inline void release(state_header* s) noexcept {
-  if (s->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy_state(s);
+  // The last reference needs no read-modify-write (one locked instruction less per device).
+  if (sole_ref(s) || s->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy_state(s);
 }
 
 /// An owning (counted) pointer to a device state.
@@ -52,6 +60,8 @@ class state_ref {
     if (s_) release(s_);
   }
   [[nodiscard]] state_header* get() const noexcept { return s_; }
+  /// Gives up the reference without releasing it: the caller now holds it.
+  [[nodiscard]] state_header* detach() noexcept { return std::exchange(s_, nullptr); }
   [[nodiscard]] state_header* operator->() const noexcept { return s_; }
   explicit operator bool() const noexcept { return s_ != nullptr; }
 
@@ -75,11 +85,21 @@ enum class wake_on : std::uint8_t { message, message_or_work, work };
 
 // --- compiled operations on a device state (src/device_state.cpp) ---
 
-void disconnect(state_header* s, std::optional<fault> f,
-                std::exception_ptr const& cause = nullptr) noexcept;
+/// Disconnects `s` and releases the caller's reference to it (a device's, as
+/// it becomes empty): one reference count update for both.
+void disconnect_and_release(state_header* s, std::optional<fault> f) noexcept;
+/// The same, telling monitors the exception behind the fault (`disconnected::cause`).
+void disconnect_and_release(state_header* s, std::optional<fault> f,
+                            std::exception_ptr const& cause) noexcept;
+/// Between two devices of the caller's.
 void link(state_header* self, state_header* other, link_mode mode);
+/// `self_owned`: `self` is the caller's device (not reached through a line).
 [[nodiscard]] boost::system::error_code link_lines(state_header* self, state_header* other,
-                                                   link_mode mode);
+                                                   link_mode mode, bool self_owned);
+/// The same from the caller's device, taking over the caller's reference to
+/// `other` (a line given up): it becomes the link's, or is released.
+[[nodiscard]] boost::system::error_code link_line_adopting(state_header* self, state_ref other,
+                                                           link_mode mode);
 void unlink(state_header* self, state_header* other, link_mode mode) noexcept;
 [[nodiscard]] bool send(state_header* s, message m);
 [[nodiscard]] std::optional<message> try_receive(state_header* s);
