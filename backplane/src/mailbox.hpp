@@ -16,11 +16,16 @@ class mailbox {
  public:
   [[nodiscard]] bool empty() const noexcept { return !head_; }
 
-  void push(message m) {
+  void push(message m) { emplace(std::move(m)); }
+
+  /// Builds the message where it will wait (a disconnect notification is
+  /// moved once, not three times).
+  template <class M>
+  void emplace(M&& m) {
     if (!head_) {
-      head_.emplace(std::move(m));
+      head_.emplace(std::forward<M>(m));
     } else {
-      rest_.push_back(std::move(m));
+      rest_.emplace_back(std::forward<M>(m));
     }
   }
 
