@@ -54,9 +54,11 @@ class device {
   /// Links to the device behind `other`. Fails with `link_error::link_down`
   /// if it has disconnected. Throws std::invalid_argument for our own line.
   [[nodiscard]] boost::system::error_code link_line(backplane::line const& other, link_mode mode);
-  /// The same, giving up `other` (left empty, whatever the outcome): its
-  /// reference serves the link, so that `d.link_line(peer.line(), mode)` costs
-  /// no reference count update for the temporary line.
+  /// The same, giving up `other`: its reference serves the link, so that
+  /// `d.link_line(peer.line(), mode)` costs no reference count update for the
+  /// temporary line. `other` is left empty whatever the result (an error code,
+  /// or std::invalid_argument for our own line), except when this device is
+  /// empty: then std::logic_error is thrown and `other` is untouched.
   [[nodiscard]] boost::system::error_code link_line(backplane::line&& other, link_mode mode);
   void unlink_line(backplane::line const& other, link_mode mode);
 
