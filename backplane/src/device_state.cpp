@@ -88,10 +88,14 @@ state_header* remove_bits(device_state* s, device_state* peer, std::uint8_t bits
   return *b == 0 ? s->links.erase(peer) : nullptr;
 }
 
-void check_distinct(state_header* a, state_header* b, char const* what) {
-  if (a == b)
-    throw std::invalid_argument(std::string("backplane: ") + what +
-                                ": cannot link a device to itself; link it to another device");
+[[noreturn, gnu::noinline, gnu::cold]] void throw_self_link(char const* what) {
+  throw std::invalid_argument(std::string("backplane: ") + what +
+                              ": cannot link a device to itself; link it to another device");
+}
+
+inline void check_distinct(state_header* a, state_header* b, char const* what) {
+  if (a == b) [[unlikely]]
+    throw_self_link(what);
 }
 
 /// Both halves or neither: if the second half cannot be added (std::bad_alloc
@@ -149,7 +153,10 @@ bool alone(device_state* s) noexcept {
 /// disconnect_and_release when others may see `s`; `cause` may be null.
 [[gnu::noinline]] void disconnect_shared(device_state* s, std::optional<fault> const& f,
                                          std::exception_ptr const* cause) noexcept {
-  link_vector links;
+  // Most devices have one link: it is copied out, a longer table is taken whole.
+  link_entry one{};
+  link_vector many;
+  std::uint32_t count = 0;
   waiter* w = nullptr;
   bool was_connected;
   {
@@ -157,7 +164,12 @@ bool alone(device_state* s) noexcept {
     was_connected = s->connected;
     if (was_connected) {
       s->connected = false;
-      if (s->links.size() != 0) s->links.take(links);
+      count = s->links.size();
+      if (count == 1) {
+        one = s->links.take_single();
+      } else if (count != 0) {
+        s->links.take(many);
+      }
       w = std::exchange(s->parked, nullptr);
       s->inbox.clear();
     }
@@ -172,7 +184,9 @@ bool alone(device_state* s) noexcept {
   // The caller's reference, and each peer's on s as its entry goes: released
   // together at the end.
   std::uint32_t ours = 1;
-  for (link_entry& e : links) {
+  link_entry* const first = count == 1 ? &one : many.begin();
+  for (link_entry* it = first; it != first + count; ++it) {
+    link_entry const& e = *it;
     device_state* peer = full(e.peer);
     waiter* woken = nullptr;
     {

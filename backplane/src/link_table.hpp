@@ -136,6 +136,17 @@ class link_table {
     for (auto& e : entries_) f(e);
   }
 
+  /// Removes and returns the only entry. Precondition: size() == 1.
+  [[nodiscard]] link_entry take_single() noexcept {
+    link_entry e = entries_[0];
+    entries_.clear();
+    if (index_) {
+      index_.reset();
+      index_size_ = 0;
+    }
+    return e;
+  }
+
   /// Moves every entry into `out` (empty), leaving the table empty.
   void take(link_vector& out) noexcept {
     if (index_) {

@@ -31,14 +31,11 @@ class mailbox {
 
   [[nodiscard]] std::optional<message> pop() {
     if (!head_) return std::nullopt;
-    std::optional<message> out(std::move(head_));
-    head_.reset();
-    if (next_ < rest_.size()) {
-      head_.emplace(std::move(rest_[next_++]));
-      if (next_ == rest_.size()) {
-        rest_.clear();
-        next_ = 0;
-      }
+    std::optional<message> out(std::in_place, std::move(*head_));
+    if (rest_.empty()) [[likely]] {
+      head_.reset();
+    } else {
+      refill();
     }
     return out;
   }
@@ -50,6 +47,15 @@ class mailbox {
   }
 
  private:
+  /// Moves the next waiting message into the head.
+  void refill() {
+    *head_ = std::move(rest_[next_++]);
+    if (next_ == rest_.size()) {
+      rest_.clear();
+      next_ = 0;
+    }
+  }
+
   std::optional<message> head_;
   std::vector<message> rest_;
   std::size_t next_ = 0;
