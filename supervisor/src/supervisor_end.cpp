@@ -23,7 +23,7 @@ void supervisor_impl::crashed(std::exception_ptr e) noexcept {
   stopping_ = true;
   exit_.fault = fault::error();
   exit_.failed_reports = report_failures_;
-  clear_deadline();
+  deadline_->clear();
   if (home_) {
     // A nested supervisor: its life rethrows, and the parent disconnects
     // the device with fault::error and this cause.
@@ -45,7 +45,7 @@ void supervisor_impl::crashed(std::exception_ptr e) noexcept {
 void supervisor_impl::finish() {
   ended_ = true;
   exit_.failed_reports = report_failures_;
-  clear_deadline();
+  deadline_->clear();
   if (home_) {
     // A nested supervisor's run hands the device back; start_nested's body
     // disconnects it, with the reason in an exception if we gave up.

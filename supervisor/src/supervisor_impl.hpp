@@ -17,6 +17,7 @@
 #include "pending_restart.hpp"
 #include "restart_backoff.hpp"
 #include "restart_window.hpp"
+#include "stop_deadline.hpp"
 
 #include <backplane/device.hpp>
 #include <backplane/fault.hpp>
@@ -236,9 +237,13 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
                event_reason const& reason);
 
   // shutdown deadlines: one timer for all the stops of a batch
-  void arm_deadline(supervisor_clock::time_point at);
-  void on_deadline_timer();
-  void clear_deadline();
+  /// What the deadline's timer runs: deadline_fired, if we are still alive.
+  struct deadline_fire {
+    std::weak_ptr<supervisor_impl> self;
+    void operator()() const;
+  };
+  [[nodiscard]] deadline_fire make_deadline_fire() { return deadline_fire{weak_from_this()}; }
+  void deadline_fired();
 
   // reports
   /// Whether an event of this kind would reach anyone (observer or logger):
@@ -286,14 +291,8 @@ class supervisor_impl : public std::enable_shared_from_this<supervisor_impl> {
   std::string gave_up_because_;  // intensity_text() when it gave up
   std::vector<handler_t<supervisor_exit>> exit_waiters_;
   std::minstd_rand rng_;
-  std::uint64_t report_failures_ = 0;  // observer or logger calls that threw
-  // the stop in progress: its deadline, whether it passed, and the one timer
-  // armed at or before it (a timer left from an earlier stop re-arms when it
-  // fires early, so a batch of quick stops arms one timer, not one each)
-  std::optional<supervisor_clock::time_point> deadline_;
-  bool deadline_passed_ = false;
-  std::unique_ptr<supervisor_clock::timer> deadline_timer_;
-  supervisor_clock::time_point deadline_timer_at_{};
+  std::uint64_t report_failures_ = 0;      // observer or logger calls that threw
+  std::optional<stop_deadline> deadline_;  // made with clock_, in the constructor
 };
 
 /// Makes handles (the constructor is private).

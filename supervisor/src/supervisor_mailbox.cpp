@@ -82,7 +82,7 @@ asio::awaitable<void> supervisor_impl::run(std::shared_ptr<supervisor_impl> self
     }
     if (stopping_) break;
     // Parked with nothing to do: no stop is in progress, so no deadline.
-    clear_deadline();
+    deadline_->clear();
     idle_ = true;
     auto [ec, m] = co_await receive();
     idle_ = false;

@@ -62,6 +62,7 @@ supervisor_impl::supervisor_impl(asio::any_io_executor ex, supervisor_spec spec,
     if (!spec_.child_strands) spec_.child_strands = parent->child_strands;
   }
   clock_ = spec_.clock ? spec_.clock : steady_supervisor_clock();
+  deadline_.emplace(clock_, ex_);
   logger_ = spec_.logger ? spec_.logger : default_report_logger();
   spec_.clock = clock_;
   spec_.logger = logger_;

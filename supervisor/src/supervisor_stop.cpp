@@ -76,50 +76,23 @@ void supervisor_impl::abandon(child_record& r) {
   r.run.reset();
 }
 
-void supervisor_impl::arm_deadline(supervisor_clock::time_point at) {
-  deadline_ = at;
-  deadline_passed_ = false;
-  if (deadline_timer_ && deadline_timer_at_ <= at) return;  // fires in time; re-arms then
-  deadline_timer_at_ = at;
-  std::weak_ptr<supervisor_impl> weak = weak_from_this();
-  deadline_timer_ = clock_->schedule(at, ex_, [weak] {
-    if (auto self = weak.lock()) self->on_deadline_timer();
-  });
+void supervisor_impl::deadline_fire::operator()() const {
+  if (auto s = self.lock()) s->deadline_fired();
 }
 
-void supervisor_impl::on_deadline_timer() {
-  // Runs on ex_, from the timer's own callback: resetting it here is safe.
-  deadline_timer_.reset();
-  if (!deadline_) return;
-  if (clock_->now() < *deadline_) {
-    arm_deadline(*deadline_);  // armed for an earlier stop that has finished
-    return;
-  }
-  deadline_passed_ = true;
-  wake();
-}
-
-void supervisor_impl::clear_deadline() {
-  deadline_.reset();
-  deadline_passed_ = false;
-  deadline_timer_.reset();
+void supervisor_impl::deadline_fired() {
+  if (deadline_->timer_fired([this] { return make_deadline_fire(); })) wake();
 }
 
 asio::awaitable<std::optional<supervisor_impl::child_exit>> supervisor_impl::await_exit(
     child_record& r, std::optional<supervisor_clock::time_point> deadline) {
-  if (deadline) {
-    arm_deadline(*deadline);
-  } else {
-    deadline_.reset();
-    deadline_passed_ = false;
-  }
+  deadline_->arm(deadline, [this] { return make_deadline_fire(); });
   device_id const target = r.dev;
   bool kill_sent = r.spec.shutdown.is_brutal() || killed_;
   child_exit heard;
   while (r.status == child_status::running && r.dev == target) {
-    if (deadline_passed_) {
-      deadline_.reset();
-      deadline_passed_ = false;
+    if (deadline_->passed()) {
+      deadline_->finish();
       co_return std::nullopt;
     }
     if (killed_ && !kill_sent) {
@@ -132,8 +105,7 @@ asio::awaitable<std::optional<supervisor_impl::child_exit>> supervisor_impl::awa
     if (ec) continue;
     if (auto e = note(m, &r)) heard = std::move(*e);
   }
-  // The timer stays armed for the next stop of the batch (cleared when idle).
-  deadline_.reset();
+  deadline_->finish();  // its timer stays for the next stop of the batch (cleared when idle)
   co_return heard;
 }
 
