@@ -9,13 +9,28 @@
 
 namespace backplane {
 
+/// How the calls of `supervisor` and `dynamic_supervisor` complete when they
+/// fail (each call in supervisor.hpp and dynamic_supervisor.hpp lists its
+/// values; below, the calls of `supervisor`). A cancelled wait completes with
+/// `boost::asio::error::operation_aborted` instead.
 enum class supervisor_errc {
-  already_present = 1,  ///< start_child: a child with this id is stopped or waiting to restart
-  running,              ///< start_child/restart_child/delete_child: the child is running
-  restarting,           ///< delete_child/restart_child: the child is waiting to be restarted
-  not_found,            ///< no child with this id
-  start_failed,         ///< the start function failed (the crash report has the reason)
-  supervisor_down,      ///< the supervisor has stopped or is stopping
+  /// start_child: a child with this id is stopped or waiting to restart.
+  already_present = 1,
+  /// start_child (its `device` is the running child's), restart_child,
+  /// delete_child: the child is running.
+  running,
+  /// restart_child, delete_child: the child is waiting to be restarted.
+  restarting,
+  /// terminate_child, restart_child, delete_child, which_child,
+  /// get_childspec: no child with this id; find_supervisor: the path names
+  /// no nested supervisor.
+  not_found,
+  /// start_child, restart_child: the start function threw or returned a
+  /// start_error (child_start_result::reason says why, as the report does).
+  start_failed,
+  /// Every call but async_stop and async_wait: the supervisor has ended; the
+  /// calls that act, and find_supervisor, also while it is stopping.
+  supervisor_down,
 };
 
 [[nodiscard]] boost::system::error_category const& supervisor_category() noexcept;
