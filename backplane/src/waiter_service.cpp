@@ -69,9 +69,14 @@ void waiter_service::shutdown() {
     std::lock_guard lock(mu_);
     while (device_state* s = head_) {
       remove_locked(s);
+      {
+        std::lock_guard state_lock(s->mu);
+        if (s->parked) doomed.push_back(std::exchange(s->parked, nullptr));
+      }
+      // The last touch of s: an owner disconnecting on another thread that
+      // reads null here skips mu_ and may free s at once, so nothing may
+      // follow it.
       s->service.store(nullptr, std::memory_order_release);
-      std::lock_guard state_lock(s->mu);
-      if (s->parked) doomed.push_back(std::exchange(s->parked, nullptr));
     }
   }
   service_epoch.fetch_add(1, std::memory_order_acq_rel);
