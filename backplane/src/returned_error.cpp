@@ -33,10 +33,10 @@ void finish(returned_description& out) {
     case returned_error::kind::opaque: out.what = out.type_name; break;
   }
 }
-}  // namespace
 
-void describe_returned_code(boost::system::error_code const& ec, std::type_info const& type,
-                            returned_description& out) {
+/// Boost's and the standard's error codes read alike.
+template <class Code>
+void describe_code(Code const& ec, std::type_info const& type, returned_description& out) {
   out.how = returned_error::kind::error_code;
   out.category = ec.category().name();
   out.code = ec.value();
@@ -44,15 +44,16 @@ void describe_returned_code(boost::system::error_code const& ec, std::type_info 
   out.type_name = boost::core::demangle(type.name());
   finish(out);
 }
+}  // namespace
+
+void describe_returned_code(boost::system::error_code const& ec, std::type_info const& type,
+                            returned_description& out) {
+  describe_code(ec, type, out);
+}
 
 void describe_returned_code(std::error_code const& ec, std::type_info const& type,
                             returned_description& out) {
-  out.how = returned_error::kind::error_code;
-  out.category = ec.category().name();
-  out.code = ec.value();
-  out.message = ec.message();
-  out.type_name = boost::core::demangle(type.name());
-  finish(out);
+  describe_code(ec, type, out);
 }
 
 void describe_returned_text(std::string text, std::type_info const& type,
