@@ -1,12 +1,6 @@
 // A child's incarnation as it runs: the end of a run, and the listener and
 // end of a managed work (child_run.hpp), and their launch.
 
-// Completions go through any_completion_handler (see supervisor.cpp for why
-// GCC's -Wtsan is silenced here).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
-#pragma GCC diagnostic ignored "-Wtsan"
-#endif
-
 #include "supervisor_impl.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>

@@ -1,9 +1,3 @@
-// Completions go through any_completion_handler (see supervisor.cpp for
-// why GCC's -Wtsan is silenced here).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
-#pragma GCC diagnostic ignored "-Wtsan"
-#endif
-
 #include "dynamic_supervisor_impl.hpp"
 
 #include "reasons.hpp"

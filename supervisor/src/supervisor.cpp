@@ -1,13 +1,3 @@
-// Completions go through any_completion_handler, whose associated executor
-// turns our any_io_executor into an any_completion_executor: Asio keeps such a
-// nested executor behind a reference count that ends with an acquire fence,
-// which GCC flags under -fsanitize=thread (-Wtsan: TSan does not model fences).
-// The count's release decrements and that fence are correct; the warning is
-// not about our code.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
-#pragma GCC diagnostic ignored "-Wtsan"
-#endif
-
 // The public handle: validation, start, and API calls hopping onto the
 // supervisor's executor.
 

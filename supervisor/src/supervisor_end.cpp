@@ -1,12 +1,6 @@
 // The supervisor's end: a clean finish, or a crash of its own bookkeeping,
 // and the answers to those waiting for it.
 
-// Completions go through any_completion_handler (see supervisor.cpp for why
-// GCC's -Wtsan is silenced here).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
-#pragma GCC diagnostic ignored "-Wtsan"
-#endif
-
 #include "supervisor_impl.hpp"
 
 #include <boost/asio/post.hpp>

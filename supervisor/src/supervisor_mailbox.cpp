@@ -1,12 +1,6 @@
 // The supervisor's loop and its mailbox: the one receive, the jobs that
 // interrupt it, and what a child's exit heard there means.
 
-// Completions go through any_completion_handler (see supervisor.cpp for why
-// GCC's -Wtsan is silenced here).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
-#pragma GCC diagnostic ignored "-Wtsan"
-#endif
-
 #include "supervisor_impl.hpp"
 
 #include "reasons.hpp"

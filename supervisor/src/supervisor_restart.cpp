@@ -1,12 +1,6 @@
 // The supervisor's decisions: what a child's exit calls for (OTP's restart
 // types and intensity), and the restart of its group under the strategy.
 
-// Completions go through any_completion_handler (see supervisor.cpp for why
-// GCC's -Wtsan is silenced here).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
-#pragma GCC diagnostic ignored "-Wtsan"
-#endif
-
 #include "supervisor_impl.hpp"
 
 #include "reasons.hpp"

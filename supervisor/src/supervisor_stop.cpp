@@ -1,12 +1,6 @@
 // Stopping children: a shutdown request or a kill, the wait for the exit
 // under the policy's deadline, and abandoning a child that ignores both.
 
-// Completions go through any_completion_handler (see supervisor.cpp for why
-// GCC's -Wtsan is silenced here).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
-#pragma GCC diagnostic ignored "-Wtsan"
-#endif
-
 #include "supervisor_impl.hpp"
 
 #include "reasons.hpp"

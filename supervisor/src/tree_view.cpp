@@ -1,8 +1,3 @@
-// See supervisor.cpp: the same -Wtsan note holds for the handlers here.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__SANITIZE_THREAD__)
-#pragma GCC diagnostic ignored "-Wtsan"
-#endif
-
 // The tree view: one child's row and spec, a nested supervisor found by path, and the whole tree
 // below a supervisor, each supervisor answering for its own children on its own executor.
 
